@@ -1,0 +1,65 @@
+"""Daylight: the public registry a city uses to oversee its surveillance technology."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the web app. No side effects: nothing is connected, created or started here.
+
+    Settings come from the defaults, then the environment (CONTRACT §2), then ``test_config``.
+    A ``CLOCK`` entry in ``test_config`` replaces the system clock (tests).
+    """
+    from flask_smorest import Api
+
+    from registry import cli, database, errors, health
+    from registry.clock import SystemClock
+    from registry.config import load_settings
+    from registry.extensions import csrf, limiter
+
+    app = Flask(__name__, instance_relative_config=True)
+    overrides = dict(test_config or {})
+    clock = overrides.pop("CLOCK", None) or SystemClock()
+    app.config.update(load_settings(app.instance_path, overrides))
+    app.config.update(
+        API_TITLE="Daylight",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "info": {"description": "The public registry of the city's surveillance technology."},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    app.extensions["daylight.clock"] = clock
+
+    database.init_app(app)
+    limiter.init_app(app)
+    csrf.init_app(app)
+    api = Api(app)
+    errors.register_error_handlers(app)
+    _register_blueprints(app, api)
+    app.register_blueprint(health.blp)
+    cli.register_commands(app)
+    return app
+
+
+def _register_blueprints(app: Flask, api: Any) -> None:
+    from registry.departments.routes import blp as departments
+    from registry.events.routes import blp as events
+    from registry.extensions import csrf
+    from registry.technologies.routes import blp as technologies
+    from registry.vocabularies import blp as vocabularies
+
+    for blueprint in (departments, technologies, events, vocabularies):
+        # API clients authenticate with bearer tokens, not cookies: CSRF does not apply.
+        csrf.exempt(blueprint)
+        api.register_blueprint(blueprint)

@@ -1,0 +1,1 @@
+"""Assessments: a technology's record checked against the active policy versions."""

@@ -1,0 +1,46 @@
+"""Who is calling: the bearer token of the current request, and role checks."""
+
+from __future__ import annotations
+
+from flask import g, request
+
+from registry.auth.models import Role
+from registry.auth.services import Principal, authenticate
+from registry.database import db
+from registry.errors import Forbidden, Unauthorized
+
+_BEARER = "bearer "
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="daylight"'}
+
+
+def current_principal() -> Principal | None:
+    """The caller, or None for an anonymous request. A bad token is a 401, never anonymous."""
+    if "_daylight_principal" in g:
+        return g._daylight_principal  # type: ignore[no-any-return]
+    header = request.headers.get("Authorization")
+    principal = None
+    if header is not None:
+        if not header.lower().startswith(_BEARER) or not header[len(_BEARER):].strip():
+            raise Unauthorized("Send the token as 'Authorization: Bearer TOKEN'.",
+                               headers=_CHALLENGE)
+        principal = authenticate(db(), header[len(_BEARER):].strip())
+        if principal is None:
+            raise Unauthorized("The token is unknown or has been revoked.", headers=_CHALLENGE)
+    g._daylight_principal = principal
+    return principal
+
+
+def require(*roles: Role) -> Principal:
+    """The caller, who must hold one of ``roles``: 401 without a token, 403 with the wrong one."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized(
+            f"This needs an API token with the role {' or '.join(r.value for r in roles)}.",
+            headers=_CHALLENGE,
+        )
+    if not principal.has(*roles):
+        raise Forbidden(
+            f"A {principal.role.value} token may not do this; it needs "
+            f"{' or '.join(r.value for r in roles)}."
+        )
+    return principal

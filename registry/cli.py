@@ -1,0 +1,203 @@
+"""The ``daylight`` command: a Flask CLI group."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
+
+from registry.config import ConfigError
+
+
+def _create_app(*_args: Any) -> Flask:
+    from registry import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False, load_dotenv=False)
+def main() -> None:
+    """Daylight: the public registry of a city's surveillance technology."""
+
+
+main.add_command(shell_command)
+main.add_command(routes_command)
+
+
+def _now() -> Any:
+    from registry.clock import now
+
+    return now()
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Load a sample city first (once).")
+@with_appcontext
+def run_command(host: str, port: int, demo: bool) -> None:
+    """Migrate, then serve the site with the scheduler and webhook worker in this process."""
+    from werkzeug.serving import make_server
+
+    from registry import migrate
+    from registry.worker.runner import Worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    migrate.upgrade(app)
+    if demo:
+        from registry.demo import load_demo
+
+        loaded = load_demo(app)
+        click.echo("Loaded the demo city." if loaded else "The demo city is already loaded.")
+    server = make_server(host, port, app, threaded=True)
+    worker = Worker(app)
+    worker.start()
+    url = f"http://{host}:{server.server_port}/"
+    click.echo(f"Daylight is running at {url}  (API: {url}api/v1/docs; Ctrl-C stops)")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        worker.stop()
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command() -> None:
+    """Run the scheduler and webhook delivery alone (several may run against PostgreSQL)."""
+    import signal
+    import threading
+
+    from registry.worker.runner import Worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker = Worker(app)
+    worker.start()
+    click.echo("Daylight worker started.")
+    sys.stdout.flush()
+    try:
+        stop.wait()
+    finally:
+        worker.stop()
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Apply every migration (Alembic)."""
+    from registry import migrate
+
+    migrate.upgrade(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo("The database is up to date.")
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """API tokens."""
+
+
+@tokens_group.command("create")
+@click.option("--role", required=True, type=click.Choice(["admin", "reviewer", "staff", "partner"]))
+@click.option("--name", required=True, help="Who or what the token is for.")
+@click.option("--department", "department", default=None, help="Department slug (staff).")
+@with_appcontext
+def tokens_create(role: str, name: str, department: str | None) -> None:
+    """Create a token. The token itself is the last line printed, and is shown only once."""
+    from registry.auth.services import TokenError, create_token
+    from registry.database import transaction
+
+    try:
+        with transaction() as session:
+            token, secret = create_token(session, role=role, name=name, now=_now(),
+                                         department_slug=department)
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Created token {token.id} ({token.role}) for {token.name}. "
+               "Keep it now: it is not stored and cannot be shown again.")
+    click.echo(secret)
+
+
+@tokens_group.command("list")
+@with_appcontext
+def tokens_list() -> None:
+    """List tokens (never their secrets)."""
+    from registry.auth.services import list_tokens
+    from registry.database import transaction
+
+    with transaction() as session:
+        tokens = list_tokens(session)
+        for token in tokens:
+            state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+            click.echo(f"{token.id}\t{token.role}\t{token.prefix}…\t{state}\t{token.name}")
+    if not tokens:
+        click.echo("No tokens yet. Create one with: "
+                   "daylight tokens create --role admin --name NAME")
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id")
+@with_appcontext
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token at once."""
+    from registry.auth.services import revoke_token
+    from registry.database import transaction
+
+    with transaction() as session:
+        token = revoke_token(session, token_id, now=_now())
+    if token is None:
+        raise click.ClickException(f"No token {token_id!r}.")
+    click.echo(f"Revoked {token_id}.")
+
+
+@click.group("departments")
+def departments_group() -> None:
+    """City departments."""
+
+
+@departments_group.command("add")
+@click.argument("slug")
+@click.option("--name", required=True)
+@with_appcontext
+def departments_add(slug: str, name: str) -> None:
+    """Add a department."""
+    from registry.database import transaction
+    from registry.departments.services import SLUG_PATTERN, add_department
+    from registry.errors import Conflict
+
+    if not SLUG_PATTERN.match(slug):
+        raise click.ClickException("The slug takes lower-case letters, digits and single hyphens.")
+    if not name.strip():
+        raise click.ClickException("The name cannot be blank.")
+    try:
+        with transaction() as session:
+            add_department(session, slug=slug, name=name, now=_now())
+    except Conflict as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"Added department {slug}.")
+
+
+COMMANDS = (run_command, worker_command, db_group, tokens_group, departments_group)
+
+
+def register_commands(app: Flask) -> None:
+    """Attach Daylight's commands to ``app.cli`` (the ``daylight`` group finds them there)."""
+    for command in COMMANDS:
+        app.cli.add_command(command)

@@ -1,0 +1,92 @@
+"""Settings, read from the environment once at start and checked there."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    "TIMEZONE": "UTC",
+    "WEBHOOK_ALLOW_PRIVATE": False,
+    "COMMENT_MODERATION": "post",
+    # Commenters' emails are kept only to answer them during the review.
+    "COMMENT_EMAIL_RETENTION_DAYS": 30,
+    "COMMENT_RATE_LIMIT": "10 per minute;100 per hour",
+    "RATELIMIT_ENABLED": True,
+    "WEBHOOK_CONCURRENCY": 8,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "JSON_SORT_KEYS": False,
+    "WTF_CSRF_TIME_LIMIT": None,
+}
+
+_BOOLEAN_KEYS = ("WEBHOOK_ALLOW_PRIVATE", "RATELIMIT_ENABLED")
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def under_gunicorn() -> bool:
+    """Whether this process is a gunicorn server (where a random secret would differ per worker)."""
+    return "gunicorn" in os.environ.get("SERVER_SOFTWARE", "") or "gunicorn.app" in sys.modules
+
+
+def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, then ``DAYLIGHT_*`` and ``DATABASE_URL`` from the environment, then overrides."""
+    settings: dict[str, Any] = dict(DEFAULTS)
+    settings["DATABASE_URL"] = f"sqlite:///{os.path.join(instance_path, 'daylight.db')}"
+    env = os.environ
+    if env.get("DATABASE_URL"):
+        settings["DATABASE_URL"] = env["DATABASE_URL"]
+    for key in (
+        "SECRET_KEY", "PUBLIC_URL", "TIMEZONE", "WEBHOOK_ALLOW_PRIVATE", "COMMENT_MODERATION",
+        "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_RATE_LIMIT", "WEBHOOK_CONCURRENCY",
+    ):
+        value = env.get(f"DAYLIGHT_{key}")
+        if value is not None and value != "":
+            settings[key] = value
+    settings.update(overrides or {})
+    return _checked(settings)
+
+
+def _checked(settings: dict[str, Any]) -> dict[str, Any]:
+    for key in _BOOLEAN_KEYS:
+        settings[key] = _truthy(settings[key])
+    for key in ("COMMENT_EMAIL_RETENTION_DAYS", "WEBHOOK_CONCURRENCY"):
+        try:
+            settings[key] = int(settings[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"DAYLIGHT_{key} must be a whole number") from None
+    if settings["COMMENT_MODERATION"] not in ("post", "pre"):
+        raise ConfigError("DAYLIGHT_COMMENT_MODERATION must be 'post' or 'pre'")
+    try:
+        ZoneInfo(str(settings["TIMEZONE"]))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"DAYLIGHT_TIMEZONE {settings['TIMEZONE']!r} is not a known time zone "
+            "(use a name such as 'America/Los_Angeles')"
+        ) from None
+    url = str(settings["PUBLIC_URL"])
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError("DAYLIGHT_PUBLIC_URL must start with http:// or https://")
+    settings["PUBLIC_URL"] = url.rstrip("/")
+    if not settings.get("SECRET_KEY"):
+        if under_gunicorn():
+            raise ConfigError(
+                "DAYLIGHT_SECRET_KEY is required under gunicorn: every web process must sign "
+                "sessions and CSRF tokens with the same key. Set it to a long random string."
+            )
+        # Development and tests: a key that lives as long as this process.
+        settings["SECRET_KEY"] = secrets.token_urlsafe(32)
+    return settings

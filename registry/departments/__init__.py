@@ -1,0 +1,1 @@
+"""City departments that own technologies."""

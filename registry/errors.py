@@ -1,0 +1,170 @@
+"""One error shape everywhere: RFC 9457 problem details, made in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "https://daylight.city/problems/"
+
+
+class Problem(Exception):
+    """An error a client can act on. Services raise these; the handler renders them."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class Unauthorized(Problem):
+    """No token, or a token we do not know."""
+
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(Problem):
+    """The token's role may not do this."""
+
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(Problem):
+    """No such record (or not one this caller may see)."""
+
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(Problem):
+    """The action does not fit the record's current state."""
+
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class Invalid(Problem):
+    """Fields that fail validation; ``errors`` names each field."""
+
+    status, title, slug = 422, "Invalid fields", "invalid-fields"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + (slug or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into ``{"field.sub": [message]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict | list) and not _is_message_list(value):
+                flat.update(flatten_messages(value, name))
+            else:
+                flat[name] = [str(m) for m in (value if isinstance(value, list) else [value])]
+    elif isinstance(messages, list):
+        flat[prefix or "_schema"] = [str(m) for m in messages]
+    return flat
+
+
+def _is_message_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _webargs_errors(exc: HTTPException) -> dict[str, list[str]] | None:
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if not messages:
+        return None
+    merged: dict[str, Any] = {}
+    # webargs keys errors by location ("json", "query"); clients care about field names.
+    for location_messages in messages.values():
+        if isinstance(location_messages, dict):
+            merged.update(location_messages)
+    return flatten_messages(merged)
+
+
+def _wants_html() -> bool:
+    return not request.path.startswith("/api/") and request.path != "/healthz"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Render every error as problem+json for the API (and plain pages elsewhere)."""
+
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem) -> Response:
+        return problem_response(
+            exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
+            headers=exc.headers, extra=exc.extra,
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        if _wants_html():
+            from registry.pages.errors import render_error_page
+
+            return render_error_page(exc)
+        errors = _webargs_errors(exc)
+        if status == 422:
+            detail = "Some fields are not valid; see errors."
+            if errors is not None and "_schema" not in errors and all(
+                k.startswith("_") for k in errors
+            ):
+                detail = "; ".join(m for ms in errors.values() for m in ms)
+            return problem_response(
+                422, "Invalid fields", detail, slug="invalid-fields", errors=errors or {}
+            )
+        detail = exc.description or exc.name
+        if status == 400 and errors:
+            detail = "; ".join(m for ms in errors.values() for m in ms)
+        if status == 413:
+            detail = "The request body is larger than the 1 MiB limit."
+        response = problem_response(status, exc.name, detail)
+        if exc.response is not None:
+            for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if name in exc.response.headers:
+                    response.headers[name] = exc.response.headers[name]
+        if status == 405 and "Allow" not in response.headers:
+            allowed = getattr(exc, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
+        return response

@@ -1,0 +1,1 @@
+"""The append-only event log: every change of state of a public record, in order."""

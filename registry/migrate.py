@@ -1,0 +1,42 @@
+"""Schema migrations with Alembic (``daylight db upgrade``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from flask import Flask
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+
+from registry.database import engine, transaction
+from registry.events.models import ensure_log_head
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config pointing at Daylight's migrations and ``url``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(app: Flask) -> None:
+    """Bring the database to the newest schema (creating a SQLite file's folder if needed)."""
+    url = app.config["DATABASE_URL"]
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+    config = alembic_config(url)
+    with engine(app).connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        has_log = inspect(connection).has_table("event_log_head")
+        connection.rollback()
+    if has_log:
+        with transaction(app) as session:
+            ensure_log_head(session)

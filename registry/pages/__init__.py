@@ -1,0 +1,1 @@
+"""Resident pages (server-rendered, no JavaScript required)."""

@@ -1,0 +1,1 @@
+"""Public reviews: comment periods, meetings, decisions."""

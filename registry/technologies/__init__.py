@@ -1,0 +1,1 @@
+"""Technologies: the records at the heart of the registry, and their lifecycle."""

@@ -1,0 +1,1 @@
+"""Background work: the scheduler's jobs and the webhook delivery engine."""

@@ -1,0 +1,77 @@
+"""Every error is RFC 9457 problem+json, and bad input is never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def assert_problem(response, status):
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"]
+    return body
+
+
+def test_unknown_path_is_a_404_problem(client):
+    assert_problem(client.get("/api/v1/nothing-here"), 404)
+
+
+def test_unknown_technology_is_a_404_problem(client):
+    body = assert_problem(client.get("/api/v1/technologies/tech_missing"), 404)
+    assert "tech_missing" in body["detail"]
+
+
+def test_wrong_method_is_a_405_problem_with_allow(client):
+    response = client.delete("/api/v1/technologies")
+    assert_problem(response, 405)
+    assert "GET" in response.headers["Allow"]
+
+
+def test_malformed_json_is_a_400_problem(client, staff):
+    response = client.post("/api/v1/technologies", data="{not json",
+                           content_type="application/json", headers=staff)
+    assert_problem(response, 400)
+
+
+def test_a_json_array_instead_of_an_object_is_a_422(client, staff):
+    response = client.post("/api/v1/technologies", json=[1, 2], headers=staff)
+    assert_problem(response, 422)
+
+
+def test_a_body_over_one_mebibyte_is_a_413_problem(client, staff):
+    response = client.post("/api/v1/technologies", data=b'{"name": "' + b"x" * (1024 * 1024) +
+                           b'"}', content_type="application/json", headers=staff)
+    body = assert_problem(response, 413)
+    assert "1 MiB" in body["detail"]
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Basic abc", "Bearer dlt_wrong", "Token x"])
+def test_a_bad_token_is_a_401_problem(client, header):
+    response = client.get("/api/v1/technologies", headers={"Authorization": header})
+    assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_revoked_token_is_refused(app, client, runner):
+    result = runner.invoke(args=["tokens", "create", "--role", "admin", "--name", "ops"])
+    assert result.exit_code == 0, result.output
+    secret = result.output.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/api/v1/technologies", headers=headers).status_code == 200
+    token_id = result.output.split()[2]
+    assert runner.invoke(args=["tokens", "revoke", token_id]).exit_code == 0
+    assert_problem(client.get("/api/v1/technologies", headers=headers), 401)
+
+
+def test_healthz_answers_once_the_database_does(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+
+
+def test_html_pages_get_an_html_404(client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"

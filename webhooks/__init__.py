@@ -1,0 +1,1 @@
+"""Daylight's webhook delivery engine (Standard Webhooks). No Flask; takes a session and a clock."""
