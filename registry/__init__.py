@@ -48,18 +48,32 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     _register_blueprints(app, api)
     app.register_blueprint(health.blp)
+    _register_pages(app)
     cli.register_commands(app)
     return app
 
 
 def _register_blueprints(app: Flask, api: Any) -> None:
+    from registry.assessments.routes import blp as policies
+    from registry.comments.routes import blp as comments
     from registry.departments.routes import blp as departments
     from registry.events.routes import blp as events
     from registry.extensions import csrf
+    from registry.reviews.routes import blp as reviews
     from registry.technologies.routes import blp as technologies
     from registry.vocabularies import blp as vocabularies
+    from registry.webhook_endpoints.routes import blp as webhooks
 
-    for blueprint in (departments, technologies, events, vocabularies):
+    for blueprint in (departments, technologies, policies, reviews, comments, events,
+                      vocabularies, webhooks):
         # API clients authenticate with bearer tokens, not cookies: CSRF does not apply.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
+
+
+def _register_pages(app: Flask) -> None:
+    from registry.feeds.routes import blp as feeds
+    from registry.pages.routes import blp as pages
+
+    app.register_blueprint(pages)
+    app.register_blueprint(feeds)

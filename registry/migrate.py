@@ -38,5 +38,12 @@ def upgrade(app: Flask) -> None:
         has_log = inspect(connection).has_table("event_log_head")
         connection.rollback()
     if has_log:
+        from registry.assessments.services import ensure_default_policies
+        from registry.clock import now
+
         with transaction(app) as session:
             ensure_log_head(session)
+        # The bundled policies are published on first run, so the first submission is
+        # assessed against something real.
+        with app.app_context(), transaction(app) as session:
+            ensure_default_policies(session, now=now())

@@ -5,9 +5,12 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
 
+import registry.assessments.models  # noqa: F401
 import registry.auth.models  # noqa: F401
+import registry.comments.models  # noqa: F401
 import registry.departments.models  # noqa: F401
 import registry.events.models  # noqa: F401
+import registry.reviews.models  # noqa: F401
 import registry.technologies.models  # noqa: F401
 import webhooks.models  # noqa: F401  (registers the webhook tables on the shared metadata)
 

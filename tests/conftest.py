@@ -73,9 +73,17 @@ def app(engine: Engine, clock: FakeClock, app_config: dict[str, Any]) -> Iterato
         "PUBLIC_URL": PUBLIC_URL,
         "SECRET_KEY": "test-secret",
         "WEBHOOK_ALLOW_PRIVATE": True,
+        # Tests post many comments from one address; the rate-limit test sets its own.
+        "COMMENT_RATE_LIMIT": "10000 per minute",
         **app_config,
     }
     app = create_app(config)
+    if app_config.get("DEFAULT_POLICIES", True):
+        from registry.assessments.services import ensure_default_policies
+        from registry.database import transaction
+
+        with app.app_context(), transaction(app) as session:
+            ensure_default_policies(session, now=clock.now())
     yield app
     from registry.database import engine as app_engine
 

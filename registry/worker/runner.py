@@ -1,18 +1,126 @@
-"""Placeholder worker (replaced by the scheduler work)."""
+"""The worker: APScheduler as a ticker, with jobs defined in code.
+
+All state lives in our own tables, so any number of workers may tick at once; the job store is
+in memory and never shared. Besides the steady ticks, the worker keeps a one-off date job at
+each upcoming open, closing-soon and close time, re-read from the database on start and
+whenever a review's timing changes, so a period opens at its second, not at the next tick.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
+
+from registry.clock import Clock
+from registry.database import session_factory, transaction
+from registry.reviews.services import upcoming_transition_times
+from registry.worker.jobs import fan_out_new_events, purge_personal_data, run_due_transitions
+from webhooks import DeliveryEngine
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.1
+SWEEP_SECONDS = 2.0
+#: How many upcoming transition times get their own date job (the sweep covers the rest).
+TIMERS_AHEAD = 50
 
 
 class Worker:
-    """Runs Daylight's background jobs."""
+    """Runs the scheduler's jobs and the webhook delivery engine for one app."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, *, clock: Clock | None = None) -> None:
         self.app = app
+        self.clock: Clock = clock or app.extensions["daylight.clock"]
+        self.engine = DeliveryEngine(
+            session_factory(app), self.clock.now,
+            allow_private=app.config["WEBHOOK_ALLOW_PRIVATE"],
+            concurrency=app.config["WEBHOOK_CONCURRENCY"],
+        )
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+        )
+        self._timers: set[str] = set()
+        self._timers_lock = threading.Lock()
+        self._follow_lock = threading.Lock()
+
+    # --- the jobs ------------------------------------------------------------------------
+
+    def transitions(self) -> None:
+        """Open, announce and close what is due, then pass the new events on at once."""
+        if run_due_transitions(self.app, self.clock):
+            self.follow()
+
+    def follow(self) -> None:
+        """Fan new events out to webhook endpoints and start sending them."""
+        # One follower per process; other processes are kept apart by the cursor row lock.
+        with self._follow_lock:
+            timing_changed = False
+            while True:
+                handled, changed = fan_out_new_events(self.app, self.clock)
+                timing_changed |= changed
+                if handled == 0:
+                    break
+            self.engine.pump()
+        if timing_changed and self.scheduler.running:
+            self.resync_timers()
+
+    def at_transition_time(self, due: datetime) -> None:
+        """A date job: the scheduler may wake a hair early, so wait for the clock to agree."""
+        wait = (due - self.clock.now()).total_seconds()
+        if 0 < wait < 1:
+            time.sleep(wait)
+        self.transitions()
+        self.resync_timers()
+
+    def resync_timers(self) -> None:
+        """Keep one date job at each of the next upcoming transition times."""
+        with self.app.app_context(), transaction(self.app) as session:
+            upcoming = upcoming_transition_times(session, now=self.clock.now())[:TIMERS_AHEAD]
+        wanted = {f"transition-{t.isoformat()}": t for t in upcoming}
+        with self._timers_lock:
+            for job_id in self._timers - set(wanted):
+                try:
+                    self.scheduler.remove_job(job_id)
+                except Exception:  # already ran and went away
+                    pass
+            for job_id, due in wanted.items():
+                if job_id not in self._timers or self.scheduler.get_job(job_id) is None:
+                    self.scheduler.add_job(self.at_transition_time, "date", run_date=due,
+                                           args=[due], id=job_id, replace_existing=True)
+            self._timers = set(wanted)
+
+    def purge(self) -> None:
+        """Delete commenters' personal data that is past its time."""
+        purged = purge_personal_data(self.app, self.clock)
+        if purged:
+            log.info("purged personal data of %d comments", purged)
+
+    # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the jobs."""
+        """Catch up on anything missed, then start ticking."""
+        self.transitions()
+        self.follow()
+        add = self.scheduler.add_job
+        add(self.follow, "interval", seconds=POLL_SECONDS, id="follow-log",
+            replace_existing=True)
+        add(self.transitions, "interval", seconds=SWEEP_SECONDS, id="transitions",
+            replace_existing=True)
+        add(self.resync_timers, "interval", seconds=60, id="resync-timers",
+            replace_existing=True)
+        add(self.purge, "interval", hours=1, id="purge-personal-data", replace_existing=True,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=5))
+        self.scheduler.start()
+        self.resync_timers()
 
     def stop(self) -> None:
-        """Stop the jobs."""
+        """Stop ticking and let sends in flight finish."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.engine.shutdown(wait=True)

@@ -8,6 +8,7 @@ A final test fails when a route exists that the table does not cover.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 from tests.conftest import technology_fields
 
 ANYONE = ("anonymous", "admin", "reviewer", "staff", "partner")
+REVIEWERS = ("reviewer", "admin")
+OWNERS = ("partner", "admin")
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Route:
     method: str
     path: str
     allowed: tuple[str, ...]
-    body: dict[str, Any] | None = field(default=None)
+    body: dict[str, Any] | str | None = field(default=None)
 
 
 ROUTES: list[Route] = [
@@ -34,6 +37,39 @@ ROUTES: list[Route] = [
     Route("PATCH", "/api/v1/technologies/{public}", ("staff", "admin"), {"vendor": "V2"}),
     Route("POST", "/api/v1/technologies/{draft}/submit", ("staff", "admin")),
     Route("POST", "/api/v1/technologies/{public}/withdraw", ("staff", "admin")),
+    Route("GET", "/api/v1/technologies/{public}/assessments", ANYONE),
+    Route("POST", "/api/v1/technologies/{public}/assessments", REVIEWERS),
+    Route("POST", "/api/v1/technologies/{public}/reviews", REVIEWERS, {
+        "comment_opens_at": "2026-04-01T09:00:00Z", "comment_closes_at": "2026-06-01T09:00:00Z",
+        "meetings": [{"starts_at": "2026-04-10T18:00:00Z", "place": "City Hall"}]}),
+    Route("GET", "/api/v1/reviews", ANYONE),
+    Route("GET", "/api/v1/reviews/{review}", ANYONE),
+    Route("PATCH", "/api/v1/reviews/{review}", REVIEWERS,
+          {"comment_closes_at": "2026-09-01T09:00:00Z"}),
+    Route("POST", "/api/v1/reviews/{review}/cancel", REVIEWERS),
+    Route("POST", "/api/v1/reviews/{review}/decision", REVIEWERS,
+          {"outcome": "approved", "rationale": "ok"}),
+    Route("POST", "/api/v1/reviews/{open_review}/comments", ANYONE, {"body": "Hello"}),
+    Route("GET", "/api/v1/reviews/{open_review}/comments", ANYONE),
+    Route("GET", "/api/v1/reviews/{open_review}/comments/summary", ANYONE),
+    Route("GET", "/api/v1/reviews/{open_review}/comments.csv", ANYONE),
+    Route("GET", "/api/v1/comments/{tracking_number}", ANYONE),
+    Route("POST", "/api/v1/comments/{comment}/hide", REVIEWERS, {"reason": "Off topic."}),
+    Route("POST", "/api/v1/comments/{comment}/publish", REVIEWERS),
+    Route("POST", "/api/v1/comments/{comment}/flag", ANYONE, {"reason": "spam"}),
+    Route("GET", "/api/v1/policies", ANYONE),
+    Route("GET", "/api/v1/policies/{policy}", ANYONE),
+    Route("POST", "/api/v1/policies", ("admin",), "new_policy"),
+    Route("POST", "/api/v1/policies/{policy}/versions", ("admin",), "privacy_policy"),
+    Route("GET", "/api/v1/webhook-endpoints", OWNERS),
+    Route("POST", "/api/v1/webhook-endpoints", OWNERS, {"url": "http://127.0.0.1:9/hook"}),
+    Route("GET", "/api/v1/webhook-endpoints/{endpoint}", OWNERS),
+    Route("PATCH", "/api/v1/webhook-endpoints/{endpoint}", OWNERS, {"description": "x"}),
+    Route("DELETE", "/api/v1/webhook-endpoints/{endpoint}", OWNERS),
+    Route("POST", "/api/v1/webhook-endpoints/{endpoint}/rotate-secret", OWNERS),
+    Route("POST", "/api/v1/webhook-endpoints/{endpoint}/test", OWNERS),
+    Route("GET", "/api/v1/webhook-endpoints/{endpoint}/deliveries", OWNERS),
+    Route("POST", "/api/v1/webhook-deliveries/{delivery}/retry", OWNERS),
     Route("GET", "/api/v1/events", ANYONE),
     Route("GET", "/api/v1/event-types", ANYONE),
     Route("GET", "/api/v1/vocabularies", ANYONE),
@@ -43,26 +79,55 @@ ROUTES: list[Route] = [
 ROLES = ("anonymous", "admin", "reviewer", "staff", "partner")
 
 
+def _policy(slug: str) -> dict[str, Any]:
+    from policies import default_documents
+
+    document = next(d for d in default_documents() if d["slug"] == "privacy")
+    return {**document, "slug": slug}
+
+
 @pytest.fixture
-def world(client, token, department, make_technology) -> dict[str, Any]:
+def world(app, client, clock, token, department, make_technology) -> dict[str, Any]:
+    from registry.worker.jobs import run_due_transitions
+
     department("police", "Police Department")
     headers = {role: token(role, department="police" if role == "staff" else None)
                for role in ROLES if role != "anonymous"}
     headers["anonymous"] = {}
-    return {
-        "headers": headers,
-        "ids": {
-            "public": make_technology(submit=True)["id"],
-            "draft": make_technology()["id"],
-        },
-    }
+    ids = {"public": make_technology(submit=True)["id"], "draft": make_technology()["id"]}
+    scheduled = make_technology(submit=True, name="Drones")["id"]
+    ids["review"] = client.post(f"/api/v1/technologies/{scheduled}/reviews", json={
+        "comment_opens_at": (clock.now() + timedelta(days=5)).isoformat(),
+        "comment_closes_at": (clock.now() + timedelta(days=90)).isoformat(),
+        "override_reason": "test"}, headers=headers["reviewer"]).get_json()["id"]
+    opened = make_technology(submit=True, name="Cameras")["id"]
+    ids["open_review"] = client.post(f"/api/v1/technologies/{opened}/reviews", json={
+        "comment_opens_at": clock.now().isoformat(),
+        "comment_closes_at": (clock.now() + timedelta(days=90)).isoformat(),
+        "override_reason": "test"}, headers=headers["reviewer"]).get_json()["id"]
+    run_due_transitions(app, clock)
+    receipt = client.post(f"/api/v1/reviews/{ids['open_review']}/comments",
+                          json={"body": "A comment"}).get_json()
+    ids["comment"], ids["tracking_number"] = receipt["id"], receipt["tracking_number"]
+    endpoint = client.post("/api/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/h"},
+                           headers=headers["partner"]).get_json()
+    ids["endpoint"] = endpoint["id"]
+    ids["delivery"] = client.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/test",
+                                  headers=headers["partner"]).get_json()["id"]
+    ids["policy"] = "privacy"
+    return {"headers": headers, "ids": ids}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
 @pytest.mark.parametrize("role", ROLES)
 def test_role_rules(client, world, route: Route, role: str):
     path = route.path.format(**world["ids"])
-    response = client.open(path, method=route.method, json=route.body,
+    body = route.body
+    if body == "new_policy":
+        body = _policy("test-policy")
+    elif body == "privacy_policy":
+        body = _policy("privacy")
+    response = client.open(path, method=route.method, json=body,
                            headers=world["headers"][role])
     if role in route.allowed:
         assert response.status_code not in (401, 403), response.get_json()
@@ -89,3 +154,17 @@ def _rule_shape(path: str) -> str:
     import re
 
     return re.sub(r"\{[^}]+\}|<[^>]+>", "*", path)
+
+
+def test_a_partner_cannot_see_or_touch_another_partners_endpoint(client, world, token):
+    other = token("partner", name="other partner")
+    endpoint = world["ids"]["endpoint"]
+    for method, path in [("GET", f"/api/v1/webhook-endpoints/{endpoint}"),
+                         ("PATCH", f"/api/v1/webhook-endpoints/{endpoint}"),
+                         ("DELETE", f"/api/v1/webhook-endpoints/{endpoint}"),
+                         ("POST", f"/api/v1/webhook-endpoints/{endpoint}/test"),
+                         ("GET", f"/api/v1/webhook-endpoints/{endpoint}/deliveries"),
+                         ("POST", f"/api/v1/webhook-deliveries/{world['ids']['delivery']}/retry")]:
+        response = client.open(path, method=method, json={}, headers=other)
+        assert response.status_code == 404, (method, path)
+    assert client.get("/api/v1/webhook-endpoints", headers=other).get_json()["items"] == []

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-01 21:48:32.710833
+Create Date: 2026-12-01 22:01:23.936121
 """
 from __future__ import annotations
 
@@ -57,6 +57,14 @@ def upgrade() -> None:
     sa.Column('last_seq', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('policy',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('slug', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('created_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('slug')
+    )
     op.create_table('webhook_endpoint',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('owner_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
@@ -99,6 +107,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_token_department_id'), ['department_id'], unique=False)
+
+    op.create_table('policy_version',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('policy_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
+    sa.Column('document', sa.JSON(), nullable=False),
+    sa.Column('published_by', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('created_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['policy_id'], ['policy.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('policy_id', 'version')
+    )
+    with op.batch_alter_table('policy_version', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_policy_version_policy_id'), ['policy_id'], unique=False)
 
     op.create_table('technology',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -162,6 +186,56 @@ def upgrade() -> None:
         batch_op.create_index('ix_webhook_delivery_endpoint_created', ['endpoint_id', 'created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_delivery_next_attempt_at'), ['next_attempt_at'], unique=False)
 
+    op.create_table('assessment',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('technology_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('trigger', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('policy_versions', sa.JSON(), nullable=False),
+    sa.Column('findings', sa.JSON(), nullable=False),
+    sa.Column('risk_tier', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('risk_tier_reasons', sa.JSON(), nullable=False),
+    sa.Column('min_comment_days', sa.Integer(), nullable=False),
+    sa.Column('meeting_required', sa.Boolean(), nullable=False),
+    sa.Column('outdated_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('outdated_reason', sa.Text(), nullable=True),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('created_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['technology_id'], ['technology.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('assessment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_assessment_technology_id'), ['technology_id'], unique=False)
+
+    op.create_table('review',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('technology_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('comment_opens_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('comment_closes_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('meetings', sa.JSON(), nullable=False),
+    sa.Column('extensions', sa.JSON(), nullable=False),
+    sa.Column('override_reason', sa.Text(), nullable=True),
+    sa.Column('assessment_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('opened_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closing_soon_sent_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancel_reason', sa.Text(), nullable=True),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('rationale', sa.Text(), nullable=True),
+    sa.Column('conditions', sa.Text(), nullable=True),
+    sa.Column('decided_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('created_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['technology_id'], ['technology.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('review', schema=None) as batch_op:
+        batch_op.create_index('ix_review_status_closes', ['status', 'comment_closes_at'], unique=False)
+        batch_op.create_index('ix_review_status_opens', ['status', 'comment_opens_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_review_technology_id'), ['technology_id'], unique=False)
+
     op.create_table('webhook_attempt',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('delivery_id', sa.String(length=40), nullable=False),
@@ -177,12 +251,75 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('delivery_id', 'number', name='uq_webhook_attempt_delivery_number')
     )
+    op.create_table('comment',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('review_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('tracking_number', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('neighborhood', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('position', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('flag_count', sa.Integer(), nullable=False),
+    sa.Column('hidden_reason', sa.Text(), nullable=True),
+    sa.Column('hidden_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('published_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['review_id'], ['review.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tracking_number')
+    )
+    with op.batch_alter_table('comment', schema=None) as batch_op:
+        batch_op.create_index('ix_comment_review_fingerprint', ['review_id', 'fingerprint'], unique=False)
+        batch_op.create_index('ix_comment_review_status', ['review_id', 'status', 'id'], unique=False)
+
+    op.create_table('comment_flag',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('comment_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('client_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('created_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['comment_id'], ['comment.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('comment_flag', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_comment_flag_comment_id'), ['comment_id'], unique=False)
+
+    op.create_table('commenter_contact',
+    sa.Column('comment_id', sa.String(length=40), nullable=False),
+    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
+    sa.Column('client_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('created_at', webhooks.sqltypes.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['comment_id'], ['comment.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('comment_id')
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('commenter_contact')
+    with op.batch_alter_table('comment_flag', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_comment_flag_comment_id'))
+
+    op.drop_table('comment_flag')
+    with op.batch_alter_table('comment', schema=None) as batch_op:
+        batch_op.drop_index('ix_comment_review_status')
+        batch_op.drop_index('ix_comment_review_fingerprint')
+
+    op.drop_table('comment')
     op.drop_table('webhook_attempt')
+    with op.batch_alter_table('review', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_review_technology_id'))
+        batch_op.drop_index('ix_review_status_opens')
+        batch_op.drop_index('ix_review_status_closes')
+
+    op.drop_table('review')
+    with op.batch_alter_table('assessment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_assessment_technology_id'))
+
+    op.drop_table('assessment')
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_webhook_delivery_next_attempt_at'))
         batch_op.drop_index('ix_webhook_delivery_endpoint_created')
@@ -195,6 +332,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_technology_department_id'))
 
     op.drop_table('technology')
+    with op.batch_alter_table('policy_version', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_policy_version_policy_id'))
+
+    op.drop_table('policy_version')
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_token_department_id'))
 
@@ -204,6 +345,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_webhook_endpoint_owner_id'))
 
     op.drop_table('webhook_endpoint')
+    op.drop_table('policy')
     op.drop_table('event_log_head')
     op.drop_table('event_log_cursor')
     with op.batch_alter_table('event', schema=None) as batch_op:

@@ -1,0 +1,136 @@
+"""``/api/v1/policies`` and ``/api/v1/technologies/{id}/assessments``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from registry.assessments.services import (
+    assess_technology,
+    assessment_dict,
+    assessments_of,
+    get_policy,
+    list_policies,
+    policy_dict,
+    publish_policy,
+)
+from registry.auth.context import current_principal, require
+from registry.auth.models import Role
+from registry.clock import now
+from registry.database import db
+from registry.errors import Problem
+from registry.technologies.services import get_technology
+
+blp = Blueprint("policies", __name__, url_prefix="/api/v1",
+                description="The city's privacy and equity policies, and assessments.")
+
+
+class BadRequest(Problem):
+    """The body is not a JSON object."""
+
+
+class PolicyOut(Schema):
+    """A policy with its immutable versions, newest first."""
+
+    slug = fields.String()
+    title = fields.String()
+    url = fields.String()
+    active_version = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+    versions = fields.List(fields.Dict())
+
+
+class AssessmentOut(Schema):
+    """An assessment: findings per criterion, the risk tier and what it requires."""
+
+    id = fields.String()
+    technology_id = fields.String()
+    trigger = fields.String()
+    created_at = fields.DateTime()
+    policy_versions = fields.List(fields.Dict())
+    findings = fields.List(fields.Dict())
+    risk_tier = fields.String()
+    risk_tier_reasons = fields.List(fields.String())
+    min_comment_days = fields.Integer()
+    meeting_required = fields.Boolean()
+    outdated = fields.Boolean()
+    outdated_at = fields.DateTime(allow_none=True)
+    outdated_reason = fields.String(allow_none=True)
+
+
+PolicyList = Schema.from_dict({"items": fields.List(fields.Nested(PolicyOut))},
+                              name="PolicyList")
+AssessmentList = Schema.from_dict({"items": fields.List(fields.Nested(AssessmentOut))},
+                                  name="AssessmentList")
+PolicyDocumentBody = Schema.from_dict(
+    {"slug": fields.String(), "title": fields.String(), "summary": fields.String(),
+     "criteria": fields.List(fields.Dict()), "tiers": fields.Dict()},
+    name="PolicyDocument")
+
+
+def _json_object() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("Send the policy document as a JSON object.")
+    return body
+
+
+@blp.route("/policies", methods=["GET"])
+@blp.response(200, PolicyList)
+def policies() -> dict[str, Any]:
+    """Every policy with its versions and criteria."""
+    return {"items": [policy_dict(db(), p) for p in list_policies(db())]}
+
+
+@blp.route("/policies", methods=["POST"])
+@blp.doc(requestBody={"content": {"application/json": {"schema": PolicyDocumentBody}}})
+@blp.response(201, PolicyOut)
+def publish_new_policy() -> dict[str, Any]:
+    """Publish a new policy (admin). Invalid documents are a 422 naming the criterion."""
+    principal = require(Role.ADMIN)
+    version = publish_policy(db(), _json_object(), published_by=principal.token_id, now=now())
+    return policy_dict(db(), get_policy(db(), version.document["slug"]))
+
+
+@blp.route("/policies/<slug>", methods=["GET"])
+@blp.response(200, PolicyOut)
+def policy(slug: str) -> dict[str, Any]:
+    """One policy with every version."""
+    return policy_dict(db(), get_policy(db(), slug))
+
+
+@blp.route("/policies/<slug>/versions", methods=["POST"])
+@blp.doc(requestBody={"content": {"application/json": {"schema": PolicyDocumentBody}}})
+@blp.response(201, PolicyOut)
+def publish_version(slug: str) -> dict[str, Any]:
+    """Publish a new version (admin); earlier assessments of open records go out of date."""
+    principal = require(Role.ADMIN)
+    get_policy(db(), slug)
+    publish_policy(db(), _json_object(), published_by=principal.token_id, now=now(), slug=slug)
+    return policy_dict(db(), get_policy(db(), slug))
+
+
+@blp.route("/technologies/<technology_id>/assessments", methods=["GET"])
+@blp.response(200, AssessmentList)
+def assessments(technology_id: str) -> dict[str, Any]:
+    """Every assessment of a technology, newest first."""
+    technology = get_technology(db(), technology_id, current_principal())
+    return {"items": [assessment_dict(a) for a in assessments_of(db(), technology)]}
+
+
+@blp.route("/technologies/<technology_id>/assessments", methods=["POST"])
+@blp.response(201, AssessmentOut)
+def assess(technology_id: str) -> dict[str, Any]:
+    """Assess again against the active policies (reviewer), after a policy or record change."""
+    principal = require(Role.REVIEWER, Role.ADMIN)
+    technology = get_technology(db(), technology_id, principal, for_update=True)
+    if not technology.is_public:
+        from registry.errors import Conflict
+
+        raise Conflict("A draft is assessed when it is submitted.",
+                       current_status=technology.status)
+    return assessment_dict(assess_technology(db(), technology, trigger="reassessed",
+                                             now=now(), assessed_by=principal.token_id))

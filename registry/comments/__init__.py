@@ -1,0 +1,1 @@
+"""Residents' comments on a review: posting, receipts, moderation, summaries, exports."""

@@ -1,0 +1,158 @@
+"""Comment endpoints: post, receipt, list, summary, CSV, moderation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, request
+from flask_smorest import Blueprint
+
+from registry.api import decode_cursor, paged
+from registry.auth.context import current_principal, require
+from registry.auth.models import Role
+from registry.clock import now
+from registry.comments.models import Comment
+from registry.comments.schemas import (
+    CommentIn,
+    CommentListArgs,
+    CommentOut,
+    CommentPage,
+    CommentReceipt,
+    FlagIn,
+    HideIn,
+    SummaryOut,
+)
+from registry.comments.services import (
+    client_key,
+    comment_url,
+    comments_csv,
+    emails_for,
+    flag_comment,
+    get_by_tracking_number,
+    get_comment,
+    hide_comment,
+    list_comments,
+    post_comment,
+    public_comment,
+    publish_comment,
+    summary,
+)
+from registry.database import db
+from registry.extensions import limiter
+from registry.reviews.models import Review
+from registry.reviews.services import get_review
+
+blp = Blueprint("comments", __name__, url_prefix="/api/v1",
+                description="Residents' comments and their moderation.")
+
+REVIEWERS = (Role.REVIEWER, Role.ADMIN)
+
+
+def request_client_key() -> str:
+    """The rate-limit and abuse key of this request: a keyed hash, never the address."""
+    return client_key(current_app.config["SECRET_KEY"], request.remote_addr) or "unknown"
+
+
+def comment_rate_limit() -> str:
+    """The configured limit on comment posts per client."""
+    return str(current_app.config["COMMENT_RATE_LIMIT"])
+
+
+def receipt(comment: Comment, review: Review) -> dict[str, Any]:
+    """The author's receipt."""
+    return {"id": comment.id, "tracking_number": comment.tracking_number,
+            "status": comment.status, "review_id": review.id,
+            "url": comment_url(comment, review), "created_at": comment.created_at,
+            "published_at": comment.published_at, "hidden_reason": comment.hidden_reason}
+
+
+@blp.route("/reviews/<review_id>/comments", methods=["POST"])
+@limiter.limit(comment_rate_limit, key_func=request_client_key, methods=["POST"])
+@blp.arguments(CommentIn)
+@blp.response(201, CommentReceipt)
+def post(fields: dict[str, Any], review_id: str) -> dict[str, Any]:
+    """Comment while the period is open (no account needed). Keep the tracking number."""
+    review = get_review(db(), review_id)
+    comment = post_comment(db(), review, fields,
+                           moderation=current_app.config["COMMENT_MODERATION"],
+                           client=request_client_key(), now=now())
+    return receipt(comment, review)
+
+
+@blp.route("/reviews/<review_id>/comments", methods=["GET"])
+@blp.arguments(CommentListArgs, location="query")
+@blp.response(200, CommentPage)
+def list_(args: dict[str, Any], review_id: str) -> dict[str, Any]:
+    """Published comments, oldest first. Reviewers also see held comments and emails."""
+    principal = current_principal()
+    is_reviewer = principal is not None and principal.has(*REVIEWERS)
+    review = get_review(db(), review_id)
+    items = list_comments(db(), review, after=decode_cursor(args["cursor"], str),
+                          limit=args["limit"] + 1, include_held=is_reviewer)
+    page = paged(items, args["limit"], key=lambda c: c.id)
+    shown: list[Comment] = page["items"]
+    emails = emails_for(db(), shown) if is_reviewer else {}
+    dumped = []
+    for comment in shown:
+        body = public_comment(comment, review)
+        if is_reviewer:
+            body = {**body, "body": comment.body, "display_name": comment.display_name,
+                    "email": emails.get(comment.id), "flag_count": comment.flag_count}
+        dumped.append(body)
+    page["items"] = dumped
+    return page
+
+
+@blp.route("/reviews/<review_id>/comments/summary")
+@blp.response(200, SummaryOut)
+def comment_summary(review_id: str) -> dict[str, Any]:
+    """Counts by position and neighbourhood, and form-letter groups (counted, never dropped)."""
+    return summary(db(), get_review(db(), review_id))
+
+
+@blp.route("/reviews/<review_id>/comments.csv")
+@blp.response(200, content_type="text/csv")
+def comment_export(review_id: str) -> Response:
+    """Published comments as CSV (no emails, ever; safe from spreadsheet formulas)."""
+    review = get_review(db(), review_id)
+    return Response(comments_csv(db(), review), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="comments-{review.id}.csv"'})
+
+
+@blp.route("/comments/<tracking_number>")
+@blp.response(200, CommentReceipt)
+def by_tracking_number(tracking_number: str) -> dict[str, Any]:
+    """A comment's status, for its author's receipt."""
+    comment = get_by_tracking_number(db(), tracking_number)
+    review = get_review(db(), comment.review_id)
+    return receipt(comment, review)
+
+
+@blp.route("/comments/<comment_id>/hide", methods=["POST"])
+@blp.arguments(HideIn)
+@blp.response(200, CommentOut)
+def hide(fields: dict[str, Any], comment_id: str) -> dict[str, Any]:
+    """Take a comment out of public view; the reason stays public (reviewer)."""
+    require(*REVIEWERS)
+    comment = hide_comment(db(), get_comment(db(), comment_id, for_update=True),
+                           reason=fields["reason"].strip(), now=now())
+    return public_comment(comment, get_review(db(), comment.review_id))
+
+
+@blp.route("/comments/<comment_id>/publish", methods=["POST"])
+@blp.response(200, CommentOut)
+def publish(comment_id: str) -> dict[str, Any]:
+    """Publish a held comment, or restore a hidden one (reviewer)."""
+    require(*REVIEWERS)
+    comment = publish_comment(db(), get_comment(db(), comment_id, for_update=True), now=now())
+    return public_comment(comment, get_review(db(), comment.review_id))
+
+
+@blp.route("/comments/<comment_id>/flag", methods=["POST"])
+@blp.arguments(FlagIn)
+@blp.response(202, CommentOut)
+def flag(fields: dict[str, Any], comment_id: str) -> dict[str, Any]:
+    """Report a comment for moderation (anyone)."""
+    comment = flag_comment(db(), get_comment(db(), comment_id, for_update=True),
+                           reason=fields.get("reason"), client=request_client_key(), now=now())
+    return public_comment(comment, get_review(db(), comment.review_id))

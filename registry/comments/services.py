@@ -1,0 +1,329 @@
+"""Posting and moderating comments, receipts, summaries, the CSV export, the email purge."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import re
+import secrets
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from defusedcsv import csv as safe_csv
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from registry.comments.models import Comment, CommenterContact, CommentFlag, CommentStatus
+from registry.errors import Conflict, NotFound
+from registry.events.services import append_event
+from registry.ids import new_id
+from registry.reviews.models import Review, ReviewStatus
+from registry.urls import technology_page
+
+ANONYMOUS = "Anonymous resident"
+_TRACKING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread
+_WORDS = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def client_key(secret_key: str, address: str | None) -> str | None:
+    """A keyed hash of a client address: comparable, but not reversible to the address."""
+    if not address:
+        return None
+    key = hashlib.sha256(b"daylight-client-key:" + secret_key.encode()).digest()
+    return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
+
+
+def fingerprint(body: str) -> str:
+    """The same for two texts that differ only in case, spacing, punctuation or accents."""
+    text = unicodedata.normalize("NFKD", body.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    words = _WORDS.sub(" ", text).split()
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()
+
+
+def _tracking_number() -> str:
+    chars = "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(8))
+    return f"DL-{chars[:4]}-{chars[4:]}"
+
+
+def comment_url(comment: Comment, review: Review) -> str:
+    """The comment's place on the technology page."""
+    return f"{technology_page(review.technology_id)}#comment-{comment.id}"
+
+
+def public_comment(comment: Comment, review: Review) -> dict[str, Any]:
+    """A comment as anyone may see it (a hidden one keeps only its reason)."""
+    base: dict[str, Any] = {
+        "id": comment.id,
+        "review_id": comment.review_id,
+        "url": comment_url(comment, review),
+        "status": comment.status,
+        "published_at": comment.published_at,
+    }
+    if comment.status == CommentStatus.HIDDEN.value:
+        return {**base, "display_name": None, "neighborhood": None, "position": None,
+                "body": None, "hidden_reason": comment.hidden_reason}
+    return {**base, "display_name": comment.display_name, "neighborhood": comment.neighborhood,
+            "position": comment.position, "body": comment.body, "hidden_reason": None}
+
+
+def _event_comment(comment: Comment, review: Review) -> dict[str, Any]:
+    return {"id": comment.id, "review_id": comment.review_id,
+            "url": comment_url(comment, review), "display_name": comment.display_name,
+            "neighborhood": comment.neighborhood, "position": comment.position,
+            "body": comment.body, "published_at": _iso(comment.published_at)}
+
+
+def _review_ref(review: Review) -> dict[str, Any]:
+    return {"id": review.id, "url": f"{technology_page(review.technology_id)}#review-{review.id}"}
+
+
+def require_open(review: Review, now: datetime) -> None:
+    """Comments are accepted only while the period is open; otherwise say when it was or is."""
+    if review.status == ReviewStatus.OPEN.value and now < review.comment_closes_at:
+        return
+    if review.status == ReviewStatus.SCHEDULED.value:
+        detail = (f"The comment period has not opened yet; it opens at "
+                  f"{_iso(review.comment_opens_at)}.")
+    elif review.status == ReviewStatus.CANCELLED.value:
+        detail = "This review was cancelled; it takes no comments."
+    else:
+        detail = f"The comment period closed at {_iso(review.comment_closes_at)}."
+    raise Conflict(detail, review_status=review.status,
+                   comment_opens_at=_iso(review.comment_opens_at),
+                   comment_closes_at=_iso(review.comment_closes_at))
+
+
+def post_comment(
+    session: Session, review: Review, fields: Mapping[str, Any], *, moderation: str,
+    client: str | None, now: datetime,
+) -> Comment:
+    """Take a resident's comment. Published at once under post-moderation, else held."""
+    require_open(review, now)
+    published = moderation == "post"
+    body = fields["body"]
+    for _attempt in range(5):
+        comment = Comment(
+            id=new_id("cmt"), review_id=review.id, tracking_number=_tracking_number(),
+            status=(CommentStatus.PUBLISHED if published else CommentStatus.HELD).value,
+            body=body, display_name=(fields.get("display_name") or "").strip() or ANONYMOUS,
+            neighborhood=(fields.get("neighborhood") or "").strip() or None,
+            position=fields.get("position"), fingerprint=fingerprint(body),
+            published_at=now if published else None, created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(comment)
+                session.flush()
+            break
+        except IntegrityError:  # a tracking number drawn twice: draw again
+            continue
+    else:  # pragma: no cover - 32^8 numbers make five collisions in a row unthinkable
+        raise RuntimeError("could not allocate a tracking number")
+    email = (fields.get("email") or "").strip() or None
+    session.add(CommenterContact(comment_id=comment.id, email=email, client_key=client,
+                                 created_at=now))
+    session.flush()
+    if published:
+        _published_event(session, comment, review, now)
+    return comment
+
+
+def _published_event(session: Session, comment: Comment, review: Review, now: datetime) -> None:
+    append_event(session, type="comment.published", subject_type="comment",
+                 subject_id=comment.id, technology_id=review.technology_id, now=now,
+                 data={"comment": _event_comment(comment, review), "review": _review_ref(review)})
+
+
+def get_comment(session: Session, comment_id: str, *, for_update: bool = False) -> Comment:
+    """A comment by id, or 404."""
+    query = select(Comment).where(col(Comment.id) == comment_id)
+    if for_update:
+        query = query.with_for_update()
+    comment: Comment | None = session.execute(query).scalar_one_or_none()
+    if comment is None:
+        raise NotFound(f"There is no comment {comment_id!r}.")
+    return comment
+
+
+def get_by_tracking_number(session: Session, tracking_number: str) -> Comment:
+    """A comment by its receipt's tracking number, or 404."""
+    comment: Comment | None = session.execute(
+        select(Comment).where(col(Comment.tracking_number) == tracking_number.strip().upper())
+    ).scalar_one_or_none()
+    if comment is None:
+        raise NotFound(f"No comment has the tracking number {tracking_number!r}.")
+    return comment
+
+
+def list_comments(session: Session, review: Review, *, after: str | None, limit: int,
+                  include_held: bool = False) -> list[Comment]:
+    """Comments in the order they arrived: published and hidden (as stubs), plus held ones
+    for reviewers."""
+    statuses = [CommentStatus.PUBLISHED.value, CommentStatus.HIDDEN.value]
+    if include_held:
+        statuses.append(CommentStatus.HELD.value)
+    query = select(Comment).where(col(Comment.review_id) == review.id,
+                                  col(Comment.status).in_(statuses))
+    if not include_held:
+        # A held comment that was hidden before publication was never public.
+        query = query.where(col(Comment.published_at).is_not(None))
+    if after:
+        query = query.where(col(Comment.id) > after)
+    return list(session.execute(query.order_by(col(Comment.id)).limit(limit)).scalars())
+
+
+def emails_for(session: Session, comments: list[Comment]) -> dict[str, str | None]:
+    """Commenters' emails, for reviewers only."""
+    if not comments:
+        return {}
+    rows = session.execute(
+        select(col(CommenterContact.comment_id), col(CommenterContact.email))
+        .where(col(CommenterContact.comment_id).in_([c.id for c in comments]))
+    ).all()
+    return {comment_id: email for comment_id, email in rows}
+
+
+def hide_comment(session: Session, comment: Comment, *, reason: str, now: datetime) -> Comment:
+    """Take a comment out of public view; the reason stays public."""
+    if comment.status == CommentStatus.HIDDEN.value:
+        raise Conflict("This comment is already hidden.", current_status=comment.status,
+                       allowed_statuses=["published", "held"])
+    was_public = comment.status == CommentStatus.PUBLISHED.value
+    comment.status = CommentStatus.HIDDEN.value
+    comment.hidden_reason = reason
+    comment.hidden_at = now
+    session.add(comment)
+    session.flush()
+    if was_public:
+        review = session.get(Review, comment.review_id)
+        assert review is not None
+        append_event(session, type="comment.hidden", subject_type="comment",
+                     subject_id=comment.id, technology_id=review.technology_id, now=now,
+                     data={"comment": {"id": comment.id, "review_id": review.id,
+                                       "url": comment_url(comment, review)},
+                           "reason": reason, "review": _review_ref(review)})
+    return comment
+
+
+def publish_comment(session: Session, comment: Comment, *, now: datetime) -> Comment:
+    """Publish a held comment (or restore a hidden one)."""
+    if comment.status == CommentStatus.PUBLISHED.value:
+        raise Conflict("This comment is already published.", current_status=comment.status,
+                       allowed_statuses=["held", "hidden"])
+    comment.status = CommentStatus.PUBLISHED.value
+    comment.hidden_reason = None
+    comment.hidden_at = None
+    comment.published_at = comment.published_at or now
+    session.add(comment)
+    session.flush()
+    review = session.get(Review, comment.review_id)
+    assert review is not None
+    _published_event(session, comment, review, now)
+    return comment
+
+
+def flag_comment(session: Session, comment: Comment, *, reason: str | None,
+                 client: str | None, now: datetime) -> Comment:
+    """Report a comment for moderation (one flag per client counts)."""
+    if comment.status == CommentStatus.HELD.value:
+        raise NotFound(f"There is no comment {comment.id!r}.")
+    if client is not None:
+        seen = session.execute(
+            select(col(CommentFlag.id)).where(col(CommentFlag.comment_id) == comment.id,
+                                              col(CommentFlag.client_key) == client)
+        ).first()
+        if seen is not None:
+            return comment
+    session.add(CommentFlag(id=new_id("flg"), comment_id=comment.id, reason=reason,
+                            client_key=client, created_at=now))
+    comment.flag_count += 1
+    session.add(comment)
+    session.flush()
+    return comment
+
+
+def summary(session: Session, review: Review) -> dict[str, Any]:
+    """Counts of published comments by position and neighbourhood, and form-letter groups."""
+    published = (col(Comment.review_id) == review.id,
+                 col(Comment.status) == CommentStatus.PUBLISHED.value)
+    total = session.execute(select(func.count()).select_from(Comment).where(*published)
+                            ).scalar_one()
+    by_position = {"support": 0, "oppose": 0, "neutral": 0, "unspecified": 0}
+    for position, count in session.execute(
+        select(col(Comment.position), func.count()).where(*published)
+        .group_by(col(Comment.position))
+    ).all():
+        by_position[position or "unspecified"] = count
+    neighborhoods = [
+        {"neighborhood": name or "Not given", "count": count}
+        for name, count in session.execute(
+            select(col(Comment.neighborhood), func.count()).where(*published)
+            .group_by(col(Comment.neighborhood)).order_by(func.count().desc())
+        ).all()
+    ]
+    groups = []
+    for print_, count, first_id in session.execute(
+        select(col(Comment.fingerprint), func.count(), func.min(col(Comment.id)))
+        .where(*published).group_by(col(Comment.fingerprint))
+        .having(func.count() > 1).order_by(func.count().desc())
+    ).all():
+        sample = session.get(Comment, first_id)
+        assert sample is not None
+        groups.append({"fingerprint": print_, "count": count, "sample_comment_id": first_id,
+                       "sample_body": sample.body})
+    in_groups = sum(g["count"] for g in groups)
+    return {
+        "review_id": review.id,
+        "total": total,
+        "unique_texts": total - in_groups + len(groups),
+        "by_position": by_position,
+        "by_neighborhood": neighborhoods,
+        "form_letters": groups,
+    }
+
+
+CSV_COLUMNS = ("id", "published_at", "display_name", "neighborhood", "position", "body",
+               "form_letter_fingerprint")
+
+
+def comments_csv(session: Session, review: Review) -> str:
+    """Published comments as CSV, safe to open in a spreadsheet, and without emails."""
+    buffer = io.StringIO()
+    writer = safe_csv.writer(buffer, quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(CSV_COLUMNS)
+    for comment in session.execute(
+        select(Comment).where(col(Comment.review_id) == review.id,
+                              col(Comment.status) == CommentStatus.PUBLISHED.value)
+        .order_by(col(Comment.id))
+    ).scalars():
+        writer.writerow([comment.id, _iso(comment.published_at), comment.display_name,
+                         comment.neighborhood or "", comment.position or "", comment.body,
+                         comment.fingerprint])
+    return buffer.getvalue()
+
+
+def purge_commenter_contacts(session: Session, *, now: datetime, retention_days: int) -> int:
+    """Delete commenters' personal data once a review was decided (or cancelled) long enough
+    ago; returns how many records were purged."""
+    cutoff = now - timedelta(days=retention_days)
+    finished = select(col(Review.id)).where(
+        ((col(Review.status) == ReviewStatus.DECIDED.value) & (col(Review.decided_at) <= cutoff))
+        | ((col(Review.status) == ReviewStatus.CANCELLED.value)
+           & (col(Review.cancelled_at) <= cutoff))
+    )
+    doomed = select(col(Comment.id)).where(col(Comment.review_id).in_(finished))
+    result = session.execute(
+        delete(CommenterContact).where(col(CommenterContact.comment_id).in_(doomed))
+    )
+    session.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""The HTTP API for partners' webhook endpoints and their delivery log."""

@@ -1,0 +1,95 @@
+"""The worker's jobs, each one transaction, each safe to run in several processes at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import Flask
+from sqlalchemy import select
+from sqlmodel import col
+
+from registry.clock import Clock
+from registry.comments.services import purge_commenter_contacts
+from registry.database import transaction
+from registry.events.models import Event, LogCursor
+from registry.reviews.services import (
+    close_due_comment_periods,
+    open_due_comment_periods,
+    send_closing_soon_notices,
+)
+from webhooks import enqueue_event
+
+WEBHOOK_CURSOR = "webhooks"
+#: Event types after which the worker re-reads upcoming open and close times.
+TIMING_EVENTS = frozenset({
+    "review.scheduled", "review.rescheduled", "review.cancelled", "comment_period.opened",
+    "comment_period.extended", "comment_period.closing_soon", "comment_period.closed",
+})
+
+
+@dataclass
+class Transitions:
+    """What one pass of the timed transitions did."""
+
+    opened: list[str] = field(default_factory=list)
+    closing_soon: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.opened or self.closing_soon or self.closed)
+
+
+def run_due_transitions(app: Flask, clock: Clock) -> Transitions:
+    """Open, announce and close comment periods that are due (catches up on any missed)."""
+    done = Transitions()
+    # One transaction per step, in this order, so a period missed entirely while the worker
+    # was down still opens before it closes, each with its own event.
+    with app.app_context():
+        with transaction(app) as session:
+            done.opened = open_due_comment_periods(session, now=clock.now())
+        with transaction(app) as session:
+            done.closing_soon = send_closing_soon_notices(session, now=clock.now())
+        with transaction(app) as session:
+            done.closed = close_due_comment_periods(session, now=clock.now())
+    return done
+
+
+def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[int, bool]:
+    """Hand events after the webhook cursor to ``webhooks``; returns (events handled, whether
+    any of them changes review timing).
+
+    The cursor row is locked for the pass (``SKIP LOCKED``: a second worker skips instead
+    of waiting), so two workers never fan out the same events at once.
+    """
+    with app.app_context(), transaction(app) as session:
+        cursor = session.execute(
+            select(LogCursor).where(col(LogCursor.name) == WEBHOOK_CURSOR)
+            .with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if cursor is None:
+            exists = session.get(LogCursor, WEBHOOK_CURSOR)
+            if exists is not None:
+                return 0, False  # another worker holds it
+            cursor = LogCursor(name=WEBHOOK_CURSOR, seq=0)
+            session.add(cursor)
+            session.flush()
+        events = list(session.execute(
+            select(Event).where(col(Event.seq) > cursor.seq).order_by(col(Event.seq))
+            .limit(batch)
+        ).scalars())
+        if not events:
+            return 0, False
+        now = clock.now()
+        for event in events:
+            enqueue_event(session, event_id=event.id, type=event.type,
+                          timestamp=event.timestamp, data=event.data, now=now)
+        cursor.seq = events[-1].seq
+        session.add(cursor)
+        return len(events), any(event.type in TIMING_EVENTS for event in events)
+
+
+def purge_personal_data(app: Flask, clock: Clock) -> int:
+    """Delete commenters' emails and address keys the configured days after the decision."""
+    with app.app_context(), transaction(app) as session:
+        return purge_commenter_contacts(
+            session, now=clock.now(), retention_days=app.config["COMMENT_EMAIL_RETENTION_DAYS"])

@@ -1,0 +1,43 @@
+"""Small helpers shared by registry tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask.testing import FlaskClient
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 with offset."""
+    return moment.isoformat()
+
+
+def public_events(client: FlaskClient, **params: Any) -> list[dict[str, Any]]:
+    """The event log, without the bundled policies' own events."""
+    items = client.get("/api/v1/events", query_string={"limit": 200, **params}).get_json()["items"]
+    return [e for e in items if e["type"] != "policy.published"]
+
+
+def types(client: FlaskClient) -> list[str]:
+    """The types of the events in the log, oldest first."""
+    return [e["type"] for e in public_events(client)]
+
+
+def schedule(client: FlaskClient, headers: dict[str, str], technology_id: str, *,
+             opens: datetime, days: float = 45, meetings: list[dict[str, Any]] | None = None,
+             override_reason: str | None = None) -> Any:
+    """POST a review of ``technology_id`` opening at ``opens`` for ``days``."""
+    body: dict[str, Any] = {
+        "comment_opens_at": iso(opens),
+        "comment_closes_at": iso(opens + timedelta(days=days)),
+        "meetings": meetings if meetings is not None else [{
+            "starts_at": iso(opens + timedelta(days=3)),
+            "place": "Central Library, Room 2",
+            "languages": ["en", "es"],
+        }],
+    }
+    if override_reason:
+        body["override_reason"] = override_reason
+    return client.post(f"/api/v1/technologies/{technology_id}/reviews", json=body,
+                       headers=headers)

@@ -1,0 +1,250 @@
+"""Comments: only while open, receipts, privacy of emails, moderation, summaries, the CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from registry.comments.models import CommenterContact
+from registry.worker.jobs import purge_personal_data, run_due_transitions
+from tests.registry.helpers import public_events, schedule
+
+EMAIL = "resident.private@example.org"
+
+
+@pytest.fixture
+def reviewer(token) -> dict[str, str]:
+    return token("reviewer")
+
+
+@pytest.fixture
+def review(client, reviewer, make_technology, clock) -> dict[str, Any]:
+    technology = make_technology(submit=True)
+    response = schedule(client, reviewer, technology["id"], opens=clock.now() + timedelta(days=1))
+    assert response.status_code == 201
+    return response.get_json()
+
+
+@pytest.fixture
+def open_review(app, review, clock) -> dict[str, Any]:
+    clock.advance(days=1)
+    assert run_due_transitions(app, clock).opened == [review["id"]]
+    return review
+
+
+def post(client, review, **fields: Any):
+    body = {"body": "Please limit retention to 30 days.", **fields}
+    return client.post(f"/api/v1/reviews/{review['id']}/comments", json=body)
+
+
+def test_comments_are_refused_before_the_period_opens(client, review):
+    response = post(client, review)
+    assert response.status_code == 409
+    assert "has not opened yet; it opens at" in response.get_json()["detail"]
+
+
+def test_comments_are_accepted_while_open_with_a_receipt(client, open_review):
+    response = post(client, open_review, display_name="Maya", neighborhood="Eastside",
+                    position="oppose", email=EMAIL)
+    assert response.status_code == 201
+    receipt = response.get_json()
+    assert receipt["status"] == "published"
+    assert receipt["tracking_number"].startswith("DL-")
+    status = client.get(f"/api/v1/comments/{receipt['tracking_number']}")
+    assert status.status_code == 200 and status.get_json()["status"] == "published"
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments").get_json()["items"]
+    assert [(c["display_name"], c["position"]) for c in listed] == [("Maya", "oppose")]
+    assert public_events(client, type="comment.published")[0]["data"]["comment"]["body"] == \
+        "Please limit retention to 30 days."
+
+
+def test_comments_are_refused_after_the_period_closes(app, client, open_review, clock):
+    clock.advance(days=60)
+    run_due_transitions(app, clock)
+    response = post(client, open_review)
+    assert response.status_code == 409
+    assert "closed at" in response.get_json()["detail"]
+
+
+def test_a_comment_after_the_closing_time_is_refused_even_before_the_worker_closes(
+        client, open_review, clock):
+    clock.advance(days=46)
+    assert post(client, open_review).status_code == 409
+
+
+def test_anonymous_by_default(client, open_review):
+    post(client, open_review)
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments").get_json()["items"]
+    assert listed[0]["display_name"] == "Anonymous resident"
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"body": ""}, "body"),
+    ({"body": "   "}, "body"),
+    ({"body": "x" * 10_001}, "body"),
+    ({"position": "maybe"}, "position"),
+    ({"email": "not-an-email"}, "email"),
+    ({"display_name": "x" * 101}, "display_name"),
+    ({"secret": 1}, "secret"),
+])
+def test_bad_comments_name_the_field_and_store_nothing(client, open_review, fields, field):
+    response = post(client, open_review, **fields)
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+    assert client.get(f"/api/v1/reviews/{open_review['id']}/comments").get_json()["items"] == []
+
+
+def test_a_comment_of_exactly_10000_characters_is_accepted(client, open_review):
+    assert post(client, open_review, body="y" * 10_000).status_code == 201
+
+
+def test_the_email_appears_in_no_public_response_csv_event_or_log(app, client, open_review,
+                                                                   reviewer, caplog):
+    caplog.set_level(logging.DEBUG)
+    receipt = post(client, open_review, email=EMAIL, display_name="Maya").get_json()
+    comment_id = receipt["id"]
+    client.post(f"/api/v1/comments/{comment_id}/hide", json={"reason": "Off topic."},
+                headers=reviewer)
+    client.post(f"/api/v1/comments/{comment_id}/publish", headers=reviewer)
+    rid = open_review["id"]
+    public = [
+        client.get(f"/api/v1/reviews/{rid}/comments"),
+        client.get(f"/api/v1/reviews/{rid}/comments/summary"),
+        client.get(f"/api/v1/reviews/{rid}/comments.csv"),
+        client.get(f"/api/v1/comments/{receipt['tracking_number']}"),
+        client.get("/api/v1/events", query_string={"limit": 200}),
+        client.get(f"/api/v1/reviews/{rid}"),
+    ]
+    for response in public:
+        assert response.status_code == 200
+        assert EMAIL not in response.get_data(as_text=True)
+    assert EMAIL not in caplog.text
+    # Reviewers, and only they, see it.
+    as_reviewer = client.get(f"/api/v1/reviews/{rid}/comments", headers=reviewer).get_json()
+    assert as_reviewer["items"][0]["email"] == EMAIL
+
+
+def test_the_client_address_is_stored_only_as_a_keyed_hash(app, client, open_review):
+    client.post(f"/api/v1/reviews/{open_review['id']}/comments", json={"body": "Hello"},
+                environ_base={"REMOTE_ADDR": "203.0.113.77"})
+    from registry.database import transaction
+
+    with app.app_context(), transaction(app) as session:
+        contact = session.execute(select(CommenterContact)).scalar_one()
+    assert contact.client_key and "203.0.113.77" not in contact.client_key
+    assert len(contact.client_key) == 64
+
+
+def test_form_letters_are_grouped_counted_and_never_rejected(client, open_review):
+    letter = "I oppose licence-plate readers in our neighbourhood!"
+    for variant in (letter, letter.upper(), "  i oppose licence plate readers in our "
+                    "neighbourhood  ", letter):
+        assert post(client, open_review, body=variant, position="oppose").status_code == 201
+    post(client, open_review, body="I support it for Amber Alerts.", position="support",
+         neighborhood="Downtown")
+    summary = client.get(f"/api/v1/reviews/{open_review['id']}/comments/summary").get_json()
+    assert summary["total"] == 5
+    assert summary["unique_texts"] == 2
+    assert summary["by_position"] == {"support": 1, "oppose": 4, "neutral": 0, "unspecified": 0}
+    assert summary["form_letters"][0]["count"] == 4
+    assert summary["form_letters"][0]["sample_body"] == letter
+    assert {"neighborhood": "Downtown", "count": 1} in summary["by_neighborhood"]
+
+
+def test_pre_moderation_holds_comments_until_a_reviewer_publishes(app, client, open_review,
+                                                                 reviewer):
+    app.config["COMMENT_MODERATION"] = "pre"
+    receipt = post(client, open_review).get_json()
+    assert receipt["status"] == "held"
+    assert client.get(f"/api/v1/reviews/{open_review['id']}/comments").get_json()["items"] == []
+    assert public_events(client, type="comment.published") == []
+    held = client.get(f"/api/v1/reviews/{open_review['id']}/comments", headers=reviewer)
+    assert [c["status"] for c in held.get_json()["items"]] == ["held"]
+    response = client.post(f"/api/v1/comments/{receipt['id']}/publish", headers=reviewer)
+    assert response.status_code == 200
+    assert len(client.get(f"/api/v1/reviews/{open_review['id']}/comments").get_json()["items"]) \
+        == 1
+    assert len(public_events(client, type="comment.published")) == 1
+    assert client.get(f"/api/v1/comments/{receipt['tracking_number']}").get_json()["status"] \
+        == "published"
+
+
+def test_hiding_keeps_the_reason_public(client, open_review, reviewer):
+    receipt = post(client, open_review, body="My neighbour at 12 Elm St is a criminal").get_json()
+    response = client.post(f"/api/v1/comments/{receipt['id']}/hide",
+                           json={"reason": "Contained a home address."}, headers=reviewer)
+    assert response.status_code == 200
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments").get_json()["items"]
+    assert listed[0]["status"] == "hidden"
+    assert listed[0]["body"] is None
+    assert listed[0]["hidden_reason"] == "Contained a home address."
+    assert "12 Elm" not in client.get(
+        f"/api/v1/reviews/{open_review['id']}/comments.csv").get_data(as_text=True)
+    event = public_events(client, type="comment.hidden")[0]
+    assert event["data"]["reason"] == "Contained a home address."
+    again = client.post(f"/api/v1/comments/{receipt['id']}/hide", json={"reason": "x"},
+                        headers=reviewer)
+    assert again.status_code == 409
+    blank = client.post(f"/api/v1/comments/{receipt['id']}/hide", json={"reason": " "},
+                        headers=reviewer)
+    assert blank.status_code == 422
+
+
+def test_anyone_can_flag_and_a_flag_counts_once_per_client(client, open_review, reviewer):
+    receipt = post(client, open_review).get_json()
+    for _ in range(3):
+        response = client.post(f"/api/v1/comments/{receipt['id']}/flag",
+                               json={"reason": "This was sent in my name."})
+        assert response.status_code == 202
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments",
+                        headers=reviewer).get_json()["items"]
+    assert listed[0]["flag_count"] == 1
+
+
+def test_the_csv_has_no_emails_and_defuses_formulas(client, open_review):
+    post(client, open_review, body='=HYPERLINK("http://evil.example","click")', email=EMAIL)
+    response = client.get(f"/api/v1/reviews/{open_review['id']}/comments.csv")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert "email" not in rows[0]
+    assert rows[1][rows[0].index("body")].startswith("'=")
+    assert EMAIL not in response.get_data(as_text=True)
+
+
+def test_posting_is_rate_limited_per_client(app, client, open_review):
+    app.config["COMMENT_RATE_LIMIT"] = "3 per minute"
+    codes = [post(client, open_review, body=f"Comment {i}").status_code for i in range(4)]
+    assert codes == [201, 201, 201, 429]
+    limited = post(client, open_review, body="again")
+    assert limited.mimetype == "application/problem+json"
+    assert int(limited.headers["Retry-After"]) > 0
+    other = client.post(f"/api/v1/reviews/{open_review['id']}/comments", json={"body": "hi"},
+                        environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert other.status_code == 201
+
+
+def test_emails_are_purged_after_the_retention_period(app, client, open_review, reviewer, clock):
+    post(client, open_review, email=EMAIL)
+    clock.advance(days=60)
+    run_due_transitions(app, clock)
+    client.post(f"/api/v1/reviews/{open_review['id']}/decision",
+                json={"outcome": "approved", "rationale": "ok"}, headers=reviewer)
+    clock.advance(days=app.config["COMMENT_EMAIL_RETENTION_DAYS"] - 1)
+    assert purge_personal_data(app, clock) == 0
+    clock.advance(days=2)
+    assert purge_personal_data(app, clock) == 1
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments",
+                        headers=reviewer).get_json()["items"]
+    assert listed[0]["email"] is None
+    assert listed[0]["body"]  # the comment itself stays
+
+
+def test_an_unknown_tracking_number_is_404(client):
+    assert client.get("/api/v1/comments/DL-0000-0000").status_code == 404

@@ -1,0 +1,60 @@
+"""When a failed delivery is tried again: Svix's schedule with jitter, and Retry-After."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+# The wait after the 1st, 2nd, … failed attempt; after the last one the delivery fails.
+RETRY_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
+JITTER = 0.2  # each wait is drawn from ±20% of the scheduled one
+# A receiver may ask for a longer wait with Retry-After, but not for longer than this.
+MAX_RETRY_AFTER = timedelta(hours=10)
+# An endpoint that has only failed for this long is disabled.
+DISABLE_AFTER = timedelta(days=5)
+
+
+def retry_delay(
+    attempt: int,
+    random: Callable[[], float],
+    retry_after: timedelta | None = None,
+) -> timedelta | None:
+    """How long to wait after failed attempt number ``attempt`` (1-based), or None to give up.
+
+    ``random`` returns a float in [0, 1); 0.5 gives the schedule exactly. A Retry-After
+    from the receiver lengthens the wait up to MAX_RETRY_AFTER; it never shortens it.
+    """
+    if attempt < 1 or attempt > len(RETRY_SCHEDULE):
+        return None
+    scheduled = RETRY_SCHEDULE[attempt - 1]
+    delay = scheduled * (1 + JITTER * (2 * random() - 1))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """A Retry-After header (delay in seconds, or an HTTP date) as a wait from ``now``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value[:9]))  # nine digits are 31 years: plenty
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        return None
+    wait = when - now
+    return wait if wait > timedelta(0) else None

@@ -1,0 +1,364 @@
+"""Endpoints and fan-out: what the registry calls inside its own transactions.
+
+Every function here flushes and never commits; the caller commits once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from webhooks.claims import park_deliveries, unpark_deliveries
+from webhooks.models import (
+    PENDING,
+    SENDING,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+    new_id,
+    table_of,
+)
+from webhooks.safety import check_url
+from webhooks.signing import new_secret, secrets_in_use
+
+TEST_EVENT_TYPE = "webhook.test"
+ROTATION_GRACE = timedelta(hours=24)  # the old secret still signs this long after a rotation
+_INSERT_CHUNK = 500  # rows per multi-row INSERT, well inside both backends' parameter limits
+
+
+def create_endpoint(
+    session: Session,
+    *,
+    url: str,
+    event_types: Iterable[str] = (),
+    description: str = "",
+    owner_id: str | None = None,
+    now: datetime,
+    allow_private: bool = False,
+) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint; returns it and its signing secret, which is shown only once.
+
+    Raises ``UnsafeURLError`` for a URL Daylight will not send to. An empty
+    ``event_types`` subscribes to every event type (``webhook.test`` only ever goes to
+    the endpoint that asks for it).
+    """
+    check_url(url, allow_private)
+    secret = new_secret()
+    endpoint = WebhookEndpoint(
+        url=url,
+        description=description,
+        event_types=_normalise_types(event_types),
+        owner_id=owner_id,
+        secret=secret,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(endpoint)
+    session.flush()
+    return endpoint, secret
+
+
+def update_endpoint(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    *,
+    now: datetime,
+    allow_private: bool = False,
+    url: str | None = None,
+    event_types: Iterable[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> WebhookEndpoint:
+    """Change the fields given (None leaves a field as it is).
+
+    ``enabled=True`` re-enables a disabled endpoint and starts its failure clock afresh;
+    its deliveries still pending are sent again. ``enabled=False`` disables it by hand.
+    """
+    if url is not None and url != endpoint.url:
+        check_url(url, allow_private)
+        endpoint.url = url
+    if event_types is not None:
+        endpoint.event_types = _normalise_types(event_types)
+    if description is not None:
+        endpoint.description = description
+    if enabled is True and endpoint.disabled_at is not None:
+        endpoint.disabled_at = None
+        endpoint.disabled_reason = None
+        endpoint.failing_since = None
+        unpark_deliveries(session.connection(), endpoint.id, now)
+    elif enabled is False and endpoint.disabled_at is None:
+        endpoint.disabled_at = now
+        endpoint.disabled_reason = "disabled by its owner"
+        park_deliveries(session.connection(), col(WebhookDelivery.endpoint_id) == endpoint.id)
+    endpoint.updated_at = now
+    session.add(endpoint)
+    session.flush()
+    return endpoint
+
+
+def rotate_secret(session: Session, endpoint: WebhookEndpoint, *, now: datetime) -> str:
+    """Give the endpoint a new secret and return it; the old one still signs for 24 hours."""
+    secret = new_secret()
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = now + ROTATION_GRACE
+    endpoint.secret = secret
+    endpoint.updated_at = now
+    session.add(endpoint)
+    session.flush()
+    return secret
+
+
+def live_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets that sign a message sent at ``now``: the current one, then any old one
+    still in its grace period."""
+    return secrets_in_use(
+        endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
+    )
+
+
+def delete_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint with its deliveries and their attempts.
+
+    A send in flight for it finishes without effect: its fencing token is gone.
+    """
+    deliveries = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint.id)
+    session.execute(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(deliveries)))
+    session.execute(delete(WebhookDelivery).where(col(WebhookDelivery.endpoint_id) == endpoint.id))
+    session.delete(endpoint)
+    session.flush()
+
+
+def enqueue_event(
+    session: Session,
+    *,
+    event_id: str,
+    type: str,
+    timestamp: datetime,
+    data: dict[str, Any],
+    now: datetime,
+    only_endpoint_id: str | None = None,
+) -> int:
+    """Write one delivery of an event per enabled endpoint subscribed to its type; returns
+    how many deliveries were created.
+
+    With ``only_endpoint_id`` the event goes to that endpoint alone, whatever its
+    subscriptions (``webhook.test``, which must never reach anyone else, requires it).
+    Endpoints created after the event do not receive it. Idempotent: handing the same event
+    over again creates no second delivery to any endpoint.
+    """
+    if type == TEST_EVENT_TYPE and only_endpoint_id is None:
+        raise ValueError("webhook.test goes only to the endpoint that asked for it")
+    _insert_ignoring_duplicates(
+        session,
+        table_of(WebhookMessage),
+        [
+            {
+                "id": event_id,
+                "type": type,
+                "timestamp": timestamp,
+                "body": message_body(type, timestamp, data),
+                "created_at": now,
+            }
+        ],
+    )
+    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+        col(WebhookEndpoint.disabled_at).is_(None), col(WebhookEndpoint.created_at) <= timestamp
+    )
+    if only_endpoint_id is not None:
+        query = query.where(WebhookEndpoint.id == only_endpoint_id)
+    targets = [
+        endpoint_id
+        for endpoint_id, types in session.exec(query)
+        if only_endpoint_id is not None or not types or type in types
+    ]
+    if not targets:
+        return 0
+    already = set(
+        session.exec(
+            select(WebhookDelivery.endpoint_id).where(WebhookDelivery.message_id == event_id)
+        )
+    )
+    rows = [
+        {
+            "id": new_id("whd"),
+            "endpoint_id": endpoint_id,
+            "message_id": event_id,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for endpoint_id in targets
+        if endpoint_id not in already
+    ]
+    created = _insert_ignoring_duplicates(session, table_of(WebhookDelivery), rows)
+    session.flush()
+    return created
+
+
+def message_body(type: str, timestamp: datetime, data: dict[str, Any]) -> str:
+    """The JSON body of a webhook, ``{"type", "timestamp", "data"}``, serialised once."""
+    return json.dumps(
+        {"type": type, "timestamp": rfc3339(timestamp), "data": data},
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=_json_default,
+    )
+
+
+def rfc3339(moment: datetime) -> str:
+    """``moment`` as RFC 3339 in UTC with a ``Z``."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: Daylight uses only timezone-aware times")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def retry_delivery(session: Session, delivery: WebhookDelivery, *, now: datetime) -> bool:
+    """Make a delivery due now, even one that succeeded or failed; returns False (and
+    changes nothing) while it is being sent. For a disabled endpoint it waits until the
+    endpoint is enabled again.
+
+    A manual retry is one more attempt: a delivery that had used its whole schedule is
+    marked failed again if this attempt fails too.
+    """
+    session.refresh(delivery)
+    lease_expires = delivery.lease_expires_at
+    if delivery.status == SENDING and lease_expires is not None and lease_expires > now:
+        return False
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+    delivery.status = PENDING
+    # A disabled endpoint's delivery waits, parked, until the endpoint is enabled again.
+    delivery.next_attempt_at = now if endpoint is not None and endpoint.enabled else None
+    delivery.completed_at = None
+    delivery.lease_token = None
+    delivery.lease_expires_at = None
+    session.add(delivery)
+    session.flush()
+    return True
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A delivery with its event type and every attempt, oldest first."""
+
+    delivery: WebhookDelivery
+    event_type: str
+    attempts: list[WebhookAttempt]
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    """One page of an endpoint's deliveries, newest first; pass ``next_cursor`` back for
+    the next page (None on the last)."""
+
+    items: list[DeliveryRecord]
+    next_cursor: str | None
+
+
+def list_deliveries(
+    session: Session,
+    *,
+    endpoint_id: str,
+    limit: int = 50,
+    cursor: str | None = None,
+    status: str | None = None,
+) -> DeliveryPage:
+    """An endpoint's deliveries, newest first, with their attempts (two queries a page)."""
+    delivery = table_of(WebhookDelivery)
+    query = (
+        select(WebhookDelivery, WebhookMessage.type)
+        .join(WebhookMessage, col(WebhookMessage.id) == WebhookDelivery.message_id)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
+        .limit(limit + 1)
+    )
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    if cursor is not None:
+        anchor = session.get(WebhookDelivery, cursor)
+        if anchor is None or anchor.endpoint_id != endpoint_id:
+            raise ValueError("unknown cursor")
+        query = query.where(
+            (delivery.c.created_at < anchor.created_at)
+            | ((delivery.c.created_at == anchor.created_at) & (delivery.c.id < anchor.id))
+        )
+    rows = list(session.exec(query))
+    page, more = rows[:limit], len(rows) > limit
+    attempts = attempts_of(session, [d.id for d, _ in page])
+    items = [DeliveryRecord(d, event_type, attempts.get(d.id, [])) for d, event_type in page]
+    return DeliveryPage(items=items, next_cursor=page[-1][0].id if more else None)
+
+
+def attempts_of(session: Session, delivery_ids: Sequence[str]) -> dict[str, list[WebhookAttempt]]:
+    """The attempts of each delivery in ``delivery_ids``, oldest first."""
+    if not delivery_ids:
+        return {}
+    found: dict[str, list[WebhookAttempt]] = {}
+    query = (
+        select(WebhookAttempt)
+        .where(col(WebhookAttempt.delivery_id).in_(delivery_ids))
+        .order_by(col(WebhookAttempt.delivery_id), col(WebhookAttempt.number))
+    )
+    for attempt in session.exec(query):
+        found.setdefault(attempt.delivery_id, []).append(attempt)
+    return found
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _normalise_types(event_types: Iterable[str]) -> list[str]:
+    if isinstance(event_types, str):
+        raise TypeError("event_types is a list of event type names")
+    return sorted({t.strip() for t in event_types if t.strip()})
+
+
+def _insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows``, skipping any whose key exists (a concurrent fan-out of the same
+    event); returns how many were inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    inserted = 0
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        if dialect == "postgresql":
+            stmt: Any = postgresql.insert(table).values(chunk).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(table).values(chunk).on_conflict_do_nothing()
+        else:  # no upsert syntax known: a duplicate then surfaces as an IntegrityError
+            stmt = insert(table).values(chunk)
+        result = session.execute(stmt.returning(table.c.id))
+        inserted += len(result.all())
+    return inserted
+
+
+__all__ = [
+    "DeliveryPage",
+    "DeliveryRecord",
+    "ROTATION_GRACE",
+    "TEST_EVENT_TYPE",
+    "attempts_of",
+    "create_endpoint",
+    "delete_endpoint",
+    "enqueue_event",
+    "list_deliveries",
+    "live_secrets",
+    "message_body",
+    "retry_delivery",
+    "rotate_secret",
+    "update_endpoint",
+]
