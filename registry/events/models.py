@@ -51,8 +51,15 @@ class LogCursor(SQLModel, table=True):
     seq: int = Field(default=0)
 
 
+#: The followers of the log, each with its own cursor row.
+FOLLOWERS = ("webhooks",)
+
+
 def ensure_log_head(session: Session) -> None:
-    """Insert the log head row if the database has none yet."""
+    """Insert the log head row and the followers' cursor rows the database lacks."""
     if session.execute(select(col(LogHead.id)).where(col(LogHead.id) == 1)).first() is None:
         session.add(LogHead(id=1, last_seq=0))
-        session.flush()
+    for name in FOLLOWERS:
+        if session.get(LogCursor, name) is None:
+            session.add(LogCursor(name=name, seq=0))
+    session.flush()

@@ -11,7 +11,7 @@ from sqlmodel import col
 from registry.clock import Clock
 from registry.comments.services import purge_commenter_contacts
 from registry.database import transaction
-from registry.events.models import Event, LogCursor
+from registry.events.models import FOLLOWERS, Event, LogCursor
 from registry.reviews.services import (
     close_due_comment_periods,
     open_due_comment_periods,
@@ -19,7 +19,7 @@ from registry.reviews.services import (
 )
 from webhooks import enqueue_event
 
-WEBHOOK_CURSOR = "webhooks"
+WEBHOOK_CURSOR = FOLLOWERS[0]
 #: Event types after which the worker re-reads upcoming open and close times.
 TIMING_EVENTS = frozenset({
     "review.scheduled", "review.rescheduled", "review.cancelled", "comment_period.opened",
@@ -67,12 +67,7 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[i
             .with_for_update(skip_locked=True)
         ).scalar_one_or_none()
         if cursor is None:
-            exists = session.get(LogCursor, WEBHOOK_CURSOR)
-            if exists is not None:
-                return 0, False  # another worker holds it
-            cursor = LogCursor(name=WEBHOOK_CURSOR, seq=0)
-            session.add(cursor)
-            session.flush()
+            return 0, False  # another worker holds it (the row is made by every upgrade)
         events = list(session.execute(
             select(Event).where(col(Event.seq) > cursor.seq).order_by(col(Event.seq))
             .limit(batch)

@@ -1,0 +1,237 @@
+"""The worker end to end: timed transitions reach partners as signed webhooks, and the
+transitions and posts stay exact under concurrency (two workers, 200 posts) on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from standardwebhooks import Webhook
+
+from registry.clock import FakeClock
+from registry.comments.models import Comment
+from registry.events.models import Event
+from registry.worker.jobs import fan_out_new_events, run_due_transitions
+from registry.worker.runner import Worker
+from tests.registry.helpers import public_events, schedule
+from tests.webhooks.receiver import Receiver
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # Standard Webhooks verifiers refuse timestamps far from the real time.
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def worker(app) -> Iterator[Worker]:
+    worker = Worker(app)
+    yield worker
+    worker.stop()
+
+
+def subscribe(client, headers, url, types=()) -> dict[str, Any]:
+    response = client.post("/api/v1/webhook-endpoints",
+                           json={"url": url, "event_types": list(types)}, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_opening_a_period_sends_a_signed_webhook_to_subscribers_only(
+        app, client, token, make_technology, clock, receiver, worker):
+    partner = token("partner")
+    wanted = subscribe(client, partner, receiver.url("/opened"), ["comment_period.opened"])
+    subscribe(client, partner, receiver.url("/decisions"), ["review.decided"])
+    technology = make_technology(submit=True)
+    review = schedule(client, token("reviewer"), technology["id"],
+                      opens=clock.now() + timedelta(minutes=1)).get_json()
+    worker.follow()  # the scheduling event goes nowhere: nobody subscribed to it
+    clock.advance(minutes=1)
+    worker.transitions()
+    assert worker.engine.wait_idle(10)
+    [request] = receiver.wait_for(1, path="/opened")
+    event = public_events(client, type="comment_period.opened")[0]
+    headers = {k: v for k, v in request.headers.items()}
+    payload = Webhook(wanted["secret"]).verify(request.body, headers)
+    assert headers["webhook-id"] == event["id"]
+    assert payload["type"] == "comment_period.opened"
+    assert payload["data"]["review"]["id"] == review["id"]
+    assert payload["data"]["review"]["url"].startswith("http://daylight.test/technologies/")
+    assert receiver.requests_to("/decisions") == []
+    deliveries = client.get(f"/api/v1/webhook-endpoints/{wanted['id']}/deliveries",
+                            headers=partner).get_json()["items"]
+    assert [d["status"] for d in deliveries] == ["succeeded"]
+    assert deliveries[0]["attempts"][0]["status_code"] == 200
+    assert deliveries[0]["event_id"] == event["id"]
+
+
+def test_the_test_event_reaches_only_the_endpoint_that_asked(app, client, token, receiver,
+                                                             worker, clock):
+    partner = token("partner")
+    clock.advance(seconds=1)  # after the bundled policies' events: those are not for it
+    first = subscribe(client, partner, receiver.url("/a"))
+    subscribe(client, partner, receiver.url("/b"))
+    response = client.post(f"/api/v1/webhook-endpoints/{first['id']}/test", headers=partner)
+    assert response.status_code == 202
+    worker.follow()
+    assert worker.engine.wait_idle(10)
+    [request] = receiver.wait_for(1, path="/a")
+    assert json.loads(request.body)["type"] == "webhook.test"
+    Webhook(first["secret"]).verify(request.body, dict(request.headers))
+    assert receiver.requests_to("/b") == []
+    assert all(e["type"] != "webhook.test" for e in
+               client.get("/api/v1/events", query_string={"limit": 200}).get_json()["items"])
+
+
+def test_a_failed_delivery_is_retried_by_hand(app, client, token, receiver, worker, clock):
+    from tests.webhooks.receiver import Reply
+
+    partner = token("partner")
+    clock.advance(seconds=1)
+    endpoint = subscribe(client, partner, receiver.url("/flaky"))
+    receiver.respond("/flaky", Reply(status=500))
+    client.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/test", headers=partner)
+    worker.follow()
+    assert worker.engine.wait_idle(10)
+    [delivery] = client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries",
+                            headers=partner).get_json()["items"]
+    assert delivery["status"] == "pending" and delivery["attempts"][0]["status_code"] == 500
+    retried = client.post(f"/api/v1/webhook-deliveries/{delivery['id']}/retry", headers=partner)
+    assert retried.status_code == 202
+    worker.follow()
+    assert worker.engine.wait_idle(10)
+    receiver.wait_for(2, path="/flaky")
+    [delivery] = client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries",
+                            headers=partner).get_json()["items"]
+    assert delivery["status"] == "succeeded"
+    assert [a["status_code"] for a in delivery["attempts"]] == [500, 200]
+    ids = {r.headers["webhook-id"] for r in receiver.requests_to("/flaky")}
+    assert len(ids) == 1  # the same webhook-id on every attempt
+
+
+def test_unsafe_endpoint_urls_are_refused_with_422(app, client, token):
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+    partner = token("partner")
+    for url in ("http://127.0.0.1/h", "https://10.1.2.3/h", "https://169.254.169.254/latest",
+                "https://localhost/h", "https://[::1]/h", "http://example.org/h"):
+        response = client.post("/api/v1/webhook-endpoints", json={"url": url}, headers=partner)
+        assert response.status_code == 422, url
+        assert "url" in response.get_json()["errors"]
+    assert client.get("/api/v1/webhook-endpoints", headers=partner).get_json()["items"] == []
+
+
+def test_the_secret_is_shown_only_on_creation_and_rotation(client, token, receiver):
+    partner = token("partner")
+    endpoint = subscribe(client, partner, receiver.url("/s"))
+    assert endpoint["secret"].startswith("whsec_")
+    shown = client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=partner).get_json()
+    assert "secret" not in shown
+    rotated = client.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/rotate-secret",
+                          headers=partner).get_json()
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != endpoint["secret"]
+    assert rotated["previous_secret_expires_at"]
+
+
+def test_unknown_event_types_are_refused(client, token, receiver):
+    response = client.post("/api/v1/webhook-endpoints", json={
+        "url": receiver.url("/x"), "event_types": ["comment_period.opened", "nope"]},
+        headers=token("partner"))
+    assert response.status_code == 422
+    assert "event_types" in response.get_json()["errors"]
+
+
+# --- concurrency on PostgreSQL ------------------------------------------------------------
+
+
+def _needs_postgres(backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("concurrency across connections is a PostgreSQL property")
+
+
+def test_two_workers_open_each_period_exactly_once(backend, app, client, token,
+                                                   make_technology, clock):
+    _needs_postgres(backend)
+    reviewer = token("reviewer")
+    reviews = []
+    for i in range(10):
+        technology = make_technology(submit=True, name=f"Tech {i}")
+        reviews.append(schedule(client, reviewer, technology["id"],
+                                opens=clock.now() + timedelta(minutes=5)).get_json()["id"])
+    clock.advance(minutes=5)
+    barrier = threading.Barrier(2)
+
+    def work() -> list[str]:
+        barrier.wait()
+        return run_due_transitions(app, clock).opened
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: work(), range(2)))
+    assert sorted(results[0] + results[1]) == sorted(reviews)
+    opened = public_events(client, type="comment_period.opened")
+    assert sorted(e["data"]["review"]["id"] for e in opened) == sorted(reviews)
+
+
+def test_two_followers_fan_out_each_event_once(backend, app, client, token, make_technology,
+                                               clock, receiver):
+    _needs_postgres(backend)
+    subscribe(client, token("partner"), receiver.url("/all"))
+    for i in range(20):
+        make_technology(submit=True, name=f"Tech {i}")
+    barrier = threading.Barrier(2)
+
+    def follow() -> int:
+        barrier.wait()
+        total = 0
+        while True:
+            handled, _ = fan_out_new_events(app, clock, batch=7)
+            total += handled
+            if handled == 0:
+                return total
+    with ThreadPoolExecutor(2) as pool:
+        handled = sum(pool.map(lambda _: follow(), range(2)))
+    from registry.database import transaction
+    from webhooks import WebhookDelivery
+
+    with app.app_context(), transaction(app) as session:
+        deliveries = session.execute(select(func.count()).select_from(WebhookDelivery)
+                                     ).scalar_one()
+        events = session.execute(select(func.count()).select_from(Event)).scalar_one()
+    assert deliveries == events  # one delivery per event, however the two followers raced
+    assert handled >= events
+
+
+def test_200_concurrent_comment_posts_all_land(backend, app, client, token, make_technology,
+                                               clock):
+    _needs_postgres(backend)
+    technology = make_technology(submit=True)
+    review = schedule(client, token("reviewer"), technology["id"], opens=clock.now()).get_json()
+    run_due_transitions(app, clock)
+
+    def post(i: int) -> int:
+        with app.test_client() as own:
+            return own.post(f"/api/v1/reviews/{review['id']}/comments",
+                            json={"body": f"Comment number {i}"}).status_code
+
+    with ThreadPoolExecutor(40) as pool:
+        codes = list(pool.map(post, range(200)))
+    assert codes == [201] * 200
+    from registry.database import transaction
+
+    with app.app_context(), transaction(app) as session:
+        stored = session.execute(select(func.count()).select_from(Comment)).scalar_one()
+        seqs = list(session.execute(select(Event.seq).order_by(Event.seq)).scalars())
+    assert stored == 200
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(public_events(client, type="comment.published", limit=200)) == 200
