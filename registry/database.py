@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
@@ -28,15 +29,27 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _commit(response):  # type: ignore[no-untyped-def]
         session: Session | None = g.pop("_daylight_session", None)
-        if session is not None:
+        if session is None:
+            return response
+        try:
+            if response.status_code >= 400:
+                session.rollback()
+                return response
             try:
-                if response.status_code < 400:
-                    session.commit()
-                else:
-                    session.rollback()
-            finally:
-                session.close()
-        return response
+                session.commit()
+            except (IntegrityError, OperationalError) as exc:
+                # Lost a race with a concurrent request: nothing was written; say so plainly
+                # instead of answering a success that did not happen.
+                session.rollback()
+                return concurrency_problem(exc)
+            return response
+        finally:
+            session.close()
+
+    @app.errorhandler(IntegrityError)
+    @app.errorhandler(OperationalError)
+    def _race(exc: Exception) -> Response:
+        return concurrency_problem(exc)
 
     @app.teardown_request
     def _close(_exc: BaseException | None) -> None:
@@ -48,6 +61,17 @@ def init_app(app: Flask) -> None:
         token = g.pop("_daylight_intent", None)
         if token is not None:
             reset_write_intent(token)
+
+
+def concurrency_problem(exc: Exception) -> Response:
+    """409 for a write that lost a race on a unique key, 503 for a busy database."""
+    from registry.errors import problem_response
+
+    if isinstance(exc, IntegrityError):
+        return problem_response(409, "Conflict", "The change conflicts with another one made "
+                                "at the same moment; nothing was saved. Reload and try again.")
+    return problem_response(503, "Service unavailable", "The database is busy; nothing was "
+                            "saved. Try again shortly.", headers={"Retry-After": "1"})
 
 
 def engine(app: Flask | None = None) -> Engine:

@@ -75,3 +75,19 @@ def test_html_pages_get_an_html_404(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
     assert response.mimetype == "text/html"
+
+
+def test_a_write_that_loses_a_race_on_a_unique_key_is_a_409_and_saves_nothing(
+        client, token, monkeypatch):
+    from registry.departments import services
+
+    admin = token("admin")
+    assert client.post("/api/v1/departments", json={"slug": "parks", "name": "Parks"},
+                       headers=admin).status_code == 201
+    # Simulate the concurrent request that checked first: the existence check misses.
+    monkeypatch.setattr(services, "get_department", lambda *_: None)
+    response = client.post("/api/v1/departments", json={"slug": "parks", "name": "Parks 2"},
+                           headers=admin)
+    assert_problem(response, 409)
+    names = [d["name"] for d in client.get("/api/v1/departments").get_json()["items"]]
+    assert names == ["Parks"]
