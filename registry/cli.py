@@ -194,7 +194,42 @@ def departments_add(slug: str, name: str) -> None:
     click.echo(f"Added department {slug}.")
 
 
-COMMANDS = (run_command, worker_command, db_group, tokens_group, departments_group)
+@click.group("import")
+def import_group() -> None:
+    """Load existing data."""
+
+
+@import_group.command("technologies")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--submit", is_flag=True,
+              help="Submit each one (public and assessed at once) instead of leaving drafts.")
+@with_appcontext
+def import_technologies(file: Any, submit: bool) -> None:
+    """Load an inventory from CSV, all or nothing (format: docs/sample-inventory.csv)."""
+    from registry.database import transaction
+    from registry.errors import Problem
+    from registry.importer import ImportFailed, create_rows, read_rows, validate_rows
+
+    try:
+        with transaction() as session:
+            rows = validate_rows(session, read_rows(file))
+            with click.progressbar(length=len(rows), label="Importing") as bar:
+                create_rows(session, rows, submit=submit, now=_now(),
+                            each=lambda _technology: bar.update(1))
+    except ImportFailed as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException(
+            f"Nothing was imported: fix the {len(exc.errors)} problem(s) above and run the "
+            "import again.") from exc
+    except Problem as exc:
+        raise click.ClickException(f"Nothing was imported: {exc.detail}") from exc
+    state = "submitted for review" if submit else "saved as drafts"
+    click.echo(f"Imported {len(rows)} technologies, {state}.")
+
+
+COMMANDS = (run_command, worker_command, db_group, tokens_group, departments_group,
+            import_group)
 
 
 def register_commands(app: Flask) -> None:

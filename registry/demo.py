@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 from registry.assessments.services import ensure_default_policies, latest_assessment_dict
 from registry.auth.models import Role
 from registry.auth.services import Principal
+from registry.comments.schemas import CommentIn
 from registry.comments.services import post_comment
 from registry.database import transaction
 from registry.departments.models import Department
@@ -116,8 +117,8 @@ def _story(base: datetime, zone: ZoneInfo) -> list[tuple[datetime, Step]]:
     def comment(key: str, fields: dict[str, Any]) -> Step:
         # Sample comments stand for ones already read, so they are published either way.
         def run(session: Session, when: datetime) -> None:
-            post_comment(session, reviews[key], fields, moderation="post", client=None,
-                         now=when)
+            post_comment(session, reviews[key], CommentIn().load(fields), moderation="post",
+                         client=None, now=when)
         return run
 
     def decide(key: str, decision: dict[str, str]) -> Step:

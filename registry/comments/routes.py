@@ -58,6 +58,11 @@ def comment_rate_limit() -> str:
     return str(current_app.config["COMMENT_RATE_LIMIT"])
 
 
+#: One budget per client for every way of commenting (the API and the page's form).
+comment_limit = limiter.shared_limit(comment_rate_limit, scope="comments",
+                                     key_func=request_client_key, methods=["POST"])
+
+
 def receipt(comment: Comment, review: Review) -> dict[str, Any]:
     """The author's receipt."""
     return {"id": comment.id, "tracking_number": comment.tracking_number,
@@ -67,7 +72,7 @@ def receipt(comment: Comment, review: Review) -> dict[str, Any]:
 
 
 @blp.route("/reviews/<review_id>/comments", methods=["POST"])
-@limiter.limit(comment_rate_limit, key_func=request_client_key, methods=["POST"])
+@comment_limit
 @blp.arguments(CommentIn)
 @blp.response(201, CommentReceipt)
 def post(fields: dict[str, Any], review_id: str) -> dict[str, Any]:

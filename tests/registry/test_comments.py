@@ -248,3 +248,18 @@ def test_emails_are_purged_after_the_retention_period(app, client, open_review, 
 
 def test_an_unknown_tracking_number_is_404(client):
     assert client.get("/api/v1/comments/DL-0000-0000").status_code == 404
+
+
+def test_the_api_and_the_page_form_share_one_budget(app, client, open_review):
+    app.config["COMMENT_RATE_LIMIT"] = "2 per minute"
+    assert post(client, open_review, body="one").status_code == 201
+    technology_id = open_review["technology"]["id"]
+    page = client.get(f"/technologies/{technology_id}")
+    import re
+
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True))
+    assert token, "the page has a comment form with a CSRF token"
+    form = client.post(f"/technologies/{technology_id}/reviews/{open_review['id']}/comments",
+                       data={"csrf_token": token.group(1), "body": "two"})
+    assert form.status_code == 303
+    assert post(client, open_review, body="three").status_code == 429

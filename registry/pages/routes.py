@@ -1,0 +1,181 @@
+"""Resident pages: server-rendered HTML that works without JavaScript."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
+from werkzeug.wrappers import Response
+
+from policies.vocabulary import DATA_COLLECTED
+from registry.api import decode_cursor, encode_cursor
+from registry.clock import now
+from registry.comments.routes import comment_limit, request_client_key
+from registry.comments.services import get_by_tracking_number, post_comment
+from registry.database import db
+from registry.errors import Conflict, Invalid, NotFound
+from registry.events.catalog import EVENT_TYPES
+from registry.pages import present, queries
+from registry.pages.comment_form import HONEYPOT, CommentForm
+from registry.pages.partners import VERIFY_EXAMPLE
+from registry.pages.technology_view import technology_context
+from registry.reviews.models import Review, ReviewStatus
+from registry.reviews.services import get_review
+from registry.technologies.models import Status, Technology
+from registry.technologies.services import TechnologyFilters, get_technology, list_technologies
+
+blp = Blueprint("pages", __name__)
+
+PAGE_SIZE = 20
+#: No page runs a script, so none may: an escaping slip still could not execute anything.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'none'; object-src 'none'; "
+                           "style-src 'self'; img-src 'self' data:; form-action 'self'; "
+                           "frame-ancestors 'none'; base-uri 'none'")
+
+
+@blp.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+@blp.record_once
+def _template_globals(state: BlueprintSetupState) -> None:
+    # Globals, not a context processor, so that imported macros see them too.
+    state.app.jinja_env.globals.update(present=present, honeypot_name=HONEYPOT)
+    # Block tags leave no blank lines behind: pages stay small on slow connections.
+    state.app.jinja_env.trim_blocks = True
+    state.app.jinja_env.lstrip_blocks = True
+
+
+@blp.route("/")
+def home() -> str:
+    """Open comment periods, upcoming reviews, recent decisions, and what runs unapproved."""
+    session = db()
+    return render_template(
+        "home.html",
+        open_reviews=queries.open_reviews(session),
+        upcoming=queries.upcoming_reviews(session),
+        decisions=queries.recent_decisions(session),
+        unapproved=queries.in_use_without_policy(session),
+        now=now(),
+    )
+
+
+def _filters() -> tuple[TechnologyFilters, dict[str, str]]:
+    """The list filters from the query string; unknown values are ignored, not errors."""
+    args = {name: (request.args.get(name) or "").strip() for name in
+            ("q", "status", "department", "risk_tier", "data_collected", "in_use")}
+    public_statuses = [s.value for s in Status if s is not Status.DRAFT]
+    status = [args["status"]] if args["status"] in public_statuses else []
+    risk = [args["risk_tier"]] if args["risk_tier"] in present.RISK_LABELS else []
+    data = [args["data_collected"]] if args["data_collected"] in DATA_COLLECTED else []
+    in_use = {"yes": True, "no": False}.get(args["in_use"])
+    filters = TechnologyFilters(status=status, department=args["department"] or None,
+                                risk_tier=risk, data_collected=data, in_use=in_use,
+                                q=args["q"][:200] or None)
+    return filters, args
+
+
+@blp.route("/technologies")
+def technologies() -> str:
+    """Search and filter the registry (a GET form, so results can be bookmarked and shared)."""
+    filters, args = _filters()
+    try:
+        after = decode_cursor(request.args.get("after") or None, str)
+    except Invalid:
+        abort(400, "That page link is not one this site made; start from the first page.")
+    session = db()
+    found = list_technologies(session, None, filters, after=after, limit=PAGE_SIZE + 1)
+    shown = found[:PAGE_SIZE]
+    first_args = {name: value for name, value in args.items() if value}
+    next_args = None
+    if len(found) > PAGE_SIZE:
+        next_args = {**first_args, "after": encode_cursor(shown[-1].id)}
+    return render_template(
+        "technologies.html", technologies=shown, args=args, next_args=next_args,
+        first_args=first_args, first_page=after is None,
+        departments=queries.departments(session),
+        by_id=queries.departments_by_id(session, {t.department_id for t in shown}),
+        statuses=[s for s in Status if s is not Status.DRAFT], data_collected=DATA_COLLECTED,
+        filtered=any(args.values()),
+    )
+
+
+def _public_technology(technology_id: str) -> Technology:
+    try:
+        return get_technology(db(), technology_id, None)
+    except NotFound:
+        abort(404, "There is no public technology at this address. Drafts stay private until "
+                   "their department submits them.")
+
+
+@blp.route("/technologies/<technology_id>")
+def technology(technology_id: str) -> str:
+    """A technology in plain language, its findings, timeline, reviews and comments."""
+    record = _public_technology(technology_id)
+    return render_template("technology.html", **technology_context(
+        db(), record, now=now(), review_id=request.args.get("review"),
+        comments_cursor=request.args.get("comments_after") or None))
+
+
+@blp.route("/technologies/<technology_id>/reviews/<review_id>/comments", methods=["POST"])
+@comment_limit
+def comment(technology_id: str, review_id: str) -> Response | tuple[str, int]:
+    """Take a resident's comment, then redirect to its receipt (POST-redirect-GET)."""
+    record = _public_technology(technology_id)
+    session = db()
+    try:
+        review = get_review(session, review_id)
+    except NotFound:
+        abort(404)
+    if review.technology_id != record.id:
+        abort(404)
+    form = CommentForm.from_request(request.form)
+    fields = form.validate()
+    if fields is not None:
+        try:
+            posted = post_comment(session, review, fields,
+                                  moderation=current_app.config["COMMENT_MODERATION"],
+                                  client=request_client_key(), now=now())
+        except Conflict:
+            form.errors["_form"] = [_not_open_message(review)]
+        else:
+            return redirect(url_for("pages.receipt", tracking_number=posted.tracking_number,
+                                    received=1), code=303)
+    status = 400 if form.honeypot_filled else 409 if "_form" in form.errors else 422
+    html = render_template("technology.html", **technology_context(
+        session, record, now=now(), review_id=review.id, form=form))
+    return html, status
+
+
+def _not_open_message(review: Review) -> str:
+    """Why the period takes no comments, with its times in the city's zone."""
+    if review.status == ReviewStatus.SCHEDULED.value:
+        return ("The comment period has not opened yet. It opens "
+                f"{present.format_datetime(review.comment_opens_at)}.")
+    if review.status == ReviewStatus.CANCELLED.value:
+        return "This review was cancelled, so it takes no comments."
+    return f"The comment period closed {present.format_datetime(review.comment_closes_at)}."
+
+
+@blp.route("/comments/<tracking_number>")
+def receipt(tracking_number: str) -> str:
+    """A comment's receipt: its tracking number and where it stands (never the email)."""
+    session = db()
+    try:
+        posted = get_by_tracking_number(session, tracking_number)
+    except NotFound:
+        abort(404, "No comment has this tracking number. Check it against your receipt.")
+    review = get_review(session, posted.review_id)
+    record = session.get(Technology, review.technology_id)
+    return render_template("receipt.html", comment=posted, review=review, technology=record,
+                           received=request.args.get("received") == "1")
+
+
+@blp.route("/partners")
+def partners() -> str:
+    """How partner organisations subscribe to webhooks and verify their signatures."""
+    event_types = [(name, kind) for name, kind in EVENT_TYPES.items()]
+    return render_template("partners.html", event_types=event_types, example=VERIFY_EXAMPLE)

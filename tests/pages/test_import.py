@@ -1,0 +1,121 @@
+"""``daylight import technologies FILE.csv``: all rows or none, bad rows named by line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from registry.technologies.models import Technology
+
+SAMPLE = Path(__file__).parents[2] / "docs" / "sample-inventory.csv"
+
+
+@pytest.fixture
+def departments(department):
+    for slug, name in (("police", "Police Department"),
+                       ("transportation", "Department of Transportation"),
+                       ("public-works", "Public Works")):
+        department(slug, name)
+
+
+def technologies(app) -> list[Technology]:
+    from registry.database import transaction
+
+    with app.app_context(), transaction(app) as session:
+        return list(session.execute(select(Technology).order_by(Technology.name)).scalars())
+
+
+def count(app) -> int:
+    from registry.database import transaction
+
+    with app.app_context(), transaction(app) as session:
+        return session.execute(select(func.count()).select_from(Technology)).scalar_one()
+
+
+def test_the_sample_inventory_imports_cleanly_as_drafts(app, runner, departments, client):
+    result = runner.invoke(args=["import", "technologies", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 4 technologies, saved as drafts." in result.output
+    loaded = {t.name: t for t in technologies(app)}
+    assert set(loaded) == {"Body-worn cameras", "Parking enforcement plate readers",
+                           "Emergency dispatch call recordings", "Air-quality sensors"}
+    cameras = loaded["Body-worn cameras"]
+    assert cameras.status == "draft" and cameras.in_use is True
+    assert cameras.data_collected == ["video", "audio"]
+    assert float(cameras.annual_cost) == 250000.0 and cameras.retention_days == 180
+    assert cameras.documents == [{"title": "Use policy",
+                                  "url": "https://daylight.example.gov/documents/bwc-policy.pdf"}]
+    assert loaded["Parking enforcement plate readers"].deployment_areas == [
+        "Downtown meter zone", "Harbor District"]
+    recordings = loaded["Emergency dispatch call recordings"]
+    assert recordings.retention_days is None and recordings.annual_cost is None
+    assert len(loaded["Air-quality sensors"].documents) == 2
+    # Drafts stay private.
+    assert client.get("/technologies").get_data(as_text=True).count("<h3><a href") == 0
+
+
+def test_with_submit_the_rows_are_public_and_assessed(app, runner, departments, client):
+    result = runner.invoke(args=["import", "technologies", "--submit", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert all(t.status == "submitted" and t.risk_tier for t in technologies(app))
+    assert "Body-worn cameras" in client.get("/technologies").get_data(as_text=True)
+
+
+def test_bad_rows_are_reported_by_line_and_field_and_nothing_is_written(app, runner,
+                                                                         departments,
+                                                                         tmp_path):
+    path = tmp_path / "inventory.csv"
+    path.write_text(
+        "name,department,data_collected,retention_days,in_use,documents,description\n"
+        "Good one,police,video,30,yes,,\n"
+        "Bad data,police,video;thoughts,forever,maybe,,\n"
+        "\n"
+        ",nowhere,,,,,\n"
+        "Bad link,police,,,,Report javascript:alert(1),\"two\nlines\"\n"
+        "Multi-line,police,,,,,\"first\nsecond\"\n"
+        "Also bad,police,,-5,,,\n"
+        "Good one,police,,,,,\n",
+        encoding="utf-8")
+    result = runner.invoke(args=["import", "technologies", str(path)])
+    assert result.exit_code != 0
+    output = result.output
+    assert "line 3, data_collected.1: Not a value of the data_collected vocabulary" in output
+    assert "line 3, retention_days: Not a valid integer." in output
+    assert "line 3, in_use: Not a valid boolean." in output
+    assert "line 5, name:" in output
+    assert "line 6, documents.0.url: Not a valid URL." in output
+    assert "line 10, retention_days:" in output  # after a value spanning two lines
+    assert "line 11, name: Police Department already has a technology named 'Good one'" \
+        in output
+    assert "Nothing was imported" in output
+    assert "line 2" not in output and "line 8" not in output
+    assert count(app) == 0
+
+
+def test_an_unknown_department_is_an_error_for_that_row(app, runner, departments, tmp_path):
+    path = tmp_path / "inventory.csv"
+    path.write_text("name,department\nDrones,fire\nCameras,police\n", encoding="utf-8")
+    result = runner.invoke(args=["import", "technologies", str(path)])
+    assert result.exit_code != 0
+    assert "line 2, department: No department with the slug 'fire'" in result.output
+    assert count(app) == 0
+
+
+def test_unknown_and_missing_columns_are_refused_before_any_row(app, runner, departments,
+                                                                tmp_path):
+    path = tmp_path / "inventory.csv"
+    path.write_text("name,retention,vendor\nCameras,30,Acme\n", encoding="utf-8")
+    result = runner.invoke(args=["import", "technologies", str(path)])
+    assert result.exit_code != 0
+    assert "line 1, retention: Unknown column." in result.output
+    assert "line 1, department: This column is required." in result.output
+    assert count(app) == 0
+
+
+def test_importing_the_same_file_twice_adds_nothing_the_second_time(app, runner, departments):
+    assert runner.invoke(args=["import", "technologies", str(SAMPLE)]).exit_code == 0
+    again = runner.invoke(args=["import", "technologies", str(SAMPLE)])
+    assert again.exit_code != 0 and "already has a technology" in again.output
+    assert count(app) == 4
