@@ -38,7 +38,9 @@ _REVIEW: dict[str, Any] = {
     "comment_closes_at": "2026-04-16T17:00:00Z",
     "meetings": [
         {
+            "id": "mtg_01jd3k4m5n6p7q8r9s0t1v2w3x",
             "starts_at": "2026-03-20T01:00:00Z",
+            "ends_at": "2026-03-20T03:00:00Z",
             "place": "Central Library, Room 2",
             "online_url": "https://meet.example.gov/daylight-alpr",
             "languages": ["en", "es"],

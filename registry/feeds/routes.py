@@ -107,15 +107,17 @@ def _review_events(review: Review, technology: Technology) -> list[CalendarEvent
         f"{format_datetime(review.comment_closes_at)}. "
         f"Status: {REVIEW_STATUS_LABELS.get(review.status, review.status)}. {page}"))
     events = [period]
-    # Meetings have no id of their own; their position in the review is their identity.
     for index, meeting in enumerate(review.meetings):
         starts_at = parse_time(meeting["starts_at"])
         assert starts_at is not None
-        item = _event(f"{review.id}-meeting-{index + 1}@{_host()}", review.updated_at,
+        ends_at = parse_time(meeting.get("ends_at")) or starts_at + MEETING_LENGTH
+        # Meetings stored before they had ids keep their position as identity.
+        identity = meeting.get("id") or f"{review.id}-meeting-{index + 1}"
+        item = _event(f"{identity}@{_host()}", review.updated_at,
                       meeting.get("online_url") or page, cancelled)
         item.add("summary", f"Public meeting: {technology.name}")
         item.add("dtstart", starts_at)
-        item.add("dtend", starts_at + MEETING_LENGTH)
+        item.add("dtend", ends_at)
         if meeting.get("place"):
             item.add("location", meeting["place"])
         details = [f"A public meeting on {technology.name}."]

@@ -15,7 +15,11 @@ _TEXT = validate.Length(max=5000)
 class MeetingSchema(Schema):
     """A public meeting during the comment period."""
 
+    id = fields.String(validate=validate.Length(max=40), load_default=None,
+                       metadata={"description": "Keep a meeting's id when rescheduling it, so "
+                                 "calendars update the same event."})
     starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
     place = fields.String(validate=validate.Length(max=300), load_default=None)
     online_url = fields.Url(schemes={"http", "https"}, load_default=None)
     languages = fields.List(fields.String(validate=validate.Length(min=2, max=35)),
@@ -25,6 +29,8 @@ class MeetingSchema(Schema):
     def _somewhere(self, data: dict[str, Any], **_: Any) -> None:
         if not data.get("place") and not data.get("online_url"):
             raise ValidationError("Give a place, an online link, or both.", "place")
+        if data.get("ends_at") and data["ends_at"] <= data["starts_at"]:
+            raise ValidationError("A meeting must end after it starts.", "ends_at")
 
 
 class ReviewIn(Schema):

@@ -161,7 +161,10 @@ def _check_period(
 
 
 def _meetings_json(meetings: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{**meeting, "starts_at": _iso(meeting["starts_at"])} for meeting in meetings]
+    # Every meeting gets a stable id, kept across reschedules when the client sends it back.
+    return [{**meeting, "id": meeting.get("id") or new_id("mtg"),
+             "starts_at": _iso(meeting["starts_at"]), "ends_at": _iso(meeting.get("ends_at"))}
+            for meeting in meetings]
 
 
 def schedule_review(
@@ -226,7 +229,9 @@ def update_review(
 
 
 def _meetings_from_json(review: Review) -> list[dict[str, Any]]:
-    return [{**m, "starts_at": datetime.fromisoformat(m["starts_at"])} for m in review.meetings]
+    return [{**m, "starts_at": datetime.fromisoformat(m["starts_at"]),
+             "ends_at": datetime.fromisoformat(m["ends_at"]) if m.get("ends_at") else None}
+            for m in review.meetings]
 
 
 def _extend(session: Session, review: Review, fields: Mapping[str, Any], *,

@@ -264,3 +264,25 @@ def test_reviews_filter_by_status(app, client, reviewer, review, make_technology
     assert len(both["items"]) == 2
     bad = client.get("/api/v1/reviews", query_string={"status": "pending"})
     assert bad.status_code == 422
+
+
+def test_meetings_keep_their_id_when_rescheduled_and_must_end_after_they_start(
+        client, reviewer, submitted, clock):
+    opens = clock.now() + timedelta(days=2)
+    meeting = {"starts_at": iso(opens + timedelta(days=3)),
+               "ends_at": iso(opens + timedelta(days=3, hours=2)), "place": "City Hall"}
+    review = schedule(client, reviewer, submitted["id"], opens=opens,
+                      meetings=[meeting]).get_json()
+    [stored] = review["meetings"]
+    assert stored["id"].startswith("mtg_")
+    moved = {**meeting, "id": stored["id"], "starts_at": iso(opens + timedelta(days=4)),
+             "ends_at": iso(opens + timedelta(days=4, hours=1))}
+    response = client.patch(f"/api/v1/reviews/{review['id']}", json={"meetings": [moved]},
+                            headers=reviewer)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["meetings"][0]["id"] == stored["id"]
+    backwards = {**moved, "ends_at": moved["starts_at"]}
+    response = client.patch(f"/api/v1/reviews/{review['id']}", json={"meetings": [backwards]},
+                            headers=reviewer)
+    assert response.status_code == 422
+    assert "meetings.0.ends_at" in response.get_json()["errors"]
