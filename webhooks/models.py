@@ -111,8 +111,9 @@ class WebhookDelivery(SQLModel, table=True):
     status: str = Field(default=PENDING, max_length=16)
     attempts: int = Field(default=0)  # attempts started, counted when claimed
     # When it is due: the next retry while pending, the lease's end while sending (so a
-    # crashed sender's claim comes due again by itself), NULL once finished. The claim
-    # query is a range scan of this index.
+    # crashed sender's claim comes due again by itself), NULL once finished, or while
+    # pending for a disabled endpoint ("parked"). The claim query is a range scan of
+    # this index, which NULLs stay out of.
     next_attempt_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), index=True)
     )

@@ -29,6 +29,9 @@ METADATA_ADDRESSES = frozenset(
     }
 )
 
+_RFC1918 = tuple(
+    ipaddress.ip_network(net) for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _ULA = ipaddress.ip_network("fc00::/7")
 # IPv6 forms that carry an IPv4 address inside them, which a relay or translator on the
@@ -183,12 +186,12 @@ def forbidden_reason(address: IPAddress, allow_private: bool = False) -> str | N
             return "a site-local address"
         if any(address in net for net in _EMBEDS_IPV4):
             return "an IPv6 transition address that embeds an IPv4 address"
-    if address.is_private:
+    if any(address in net for net in _RFC1918):
         return "a private address"
     if address.is_reserved or any(address in net for net in EXTRA_BLOCKED_NET_RANGES):
         return "a reserved address"
-    if not address.is_global:
-        return "not a public address"
+    if address.is_private or not address.is_global:
+        return "a special-purpose address, not a public one"
     return None
 
 

@@ -31,7 +31,6 @@ from webhooks.signing import new_secret, secrets_in_use
 
 TEST_EVENT_TYPE = "webhook.test"
 ROTATION_GRACE = timedelta(hours=24)  # the old secret still signs this long after a rotation
-_INSERT_CHUNK = 500  # rows per multi-row INSERT, well inside both backends' parameter limits
 
 
 def create_endpoint(
@@ -156,6 +155,18 @@ def enqueue_event(
     """
     if type == TEST_EVENT_TYPE and only_endpoint_id is None:
         raise ValueError("webhook.test goes only to the endpoint that asked for it")
+    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+        col(WebhookEndpoint.disabled_at).is_(None), col(WebhookEndpoint.created_at) <= timestamp
+    )
+    if only_endpoint_id is not None:
+        query = query.where(WebhookEndpoint.id == only_endpoint_id)
+    targets = [
+        endpoint_id
+        for endpoint_id, types in session.exec(query)
+        if only_endpoint_id is not None or not types or type in types
+    ]
+    if not targets:
+        return 0  # no message row either: the event log already keeps every event
     _insert_ignoring_duplicates(
         session,
         table_of(WebhookMessage),
@@ -169,18 +180,6 @@ def enqueue_event(
             }
         ],
     )
-    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-        col(WebhookEndpoint.disabled_at).is_(None), col(WebhookEndpoint.created_at) <= timestamp
-    )
-    if only_endpoint_id is not None:
-        query = query.where(WebhookEndpoint.id == only_endpoint_id)
-    targets = [
-        endpoint_id
-        for endpoint_id, types in session.exec(query)
-        if only_endpoint_id is not None or not types or type in types
-    ]
-    if not targets:
-        return 0
     already = set(
         session.exec(
             select(WebhookDelivery.endpoint_id).where(WebhookDelivery.message_id == event_id)
@@ -229,7 +228,6 @@ def retry_delivery(session: Session, delivery: WebhookDelivery, *, now: datetime
     A manual retry is one more attempt: a delivery that had used its whole schedule is
     marked failed again if this attempt fails too.
     """
-    session.refresh(delivery)
     lease_expires = delivery.lease_expires_at
     if delivery.status == SENDING and lease_expires is not None and lease_expires > now:
         return False
@@ -328,22 +326,23 @@ def _normalise_types(event_types: Iterable[str]) -> list[str]:
 
 def _insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
     """Insert ``rows``, skipping any whose key exists (a concurrent fan-out of the same
-    event); returns how many were inserted."""
+    event); returns how many were inserted.
+
+    One statement with many parameter sets: SQLAlchemy sends it as batched multi-row
+    INSERTs ("insertmanyvalues", RETURNING what went in) and compiles it once, where a
+    ``values(rows)`` statement would be compiled afresh for every fan-out.
+    """
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
-    inserted = 0
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        chunk = rows[start : start + _INSERT_CHUNK]
-        if dialect == "postgresql":
-            stmt: Any = postgresql.insert(table).values(chunk).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            stmt = sqlite.insert(table).values(chunk).on_conflict_do_nothing()
-        else:  # no upsert syntax known: a duplicate then surfaces as an IntegrityError
-            stmt = insert(table).values(chunk)
-        result = session.execute(stmt.returning(table.c.id))
-        inserted += len(result.all())
-    return inserted
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    else:  # no upsert syntax known: a duplicate then surfaces as an IntegrityError
+        stmt = insert(table)
+    return len(session.execute(stmt.returning(table.c.id), rows).all())
 
 
 __all__ = [

@@ -7,7 +7,8 @@ the Host header, SNI and certificate checks) with Daylight's own address rules f
 ``webhooks.safety``, which also refuse ranges that package lets through (IPv4-compatible
 and 6to4 IPv6, cloud metadata). requests' timeouts bound each socket operation; a receiver
 trickling a byte every few seconds would never trip them, so a watchdog thread shuts the
-socket down when the whole request's deadline passes.
+socket down when the whole request's deadline passes. (Name resolution and a TLS
+handshake happen before the socket can be watched; they are bounded per operation only.)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -228,15 +230,26 @@ class GuardedAdapter(HTTPAdapter):
 
 
 class Transport:
-    """Sends webhook POSTs through one pooled, guarded session (thread-safe)."""
+    """Sends webhook POSTs through one pooled, guarded session (thread-safe).
 
-    def __init__(self, *, allow_private: bool, timeout: float, pool_maxsize: int = 8) -> None:
+    Certificates are checked against the system's trust store, or ``ca_bundle`` (a PEM
+    file) when given.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        timeout: float,
+        pool_maxsize: int = 8,
+        ca_bundle: str | None = None,
+    ) -> None:
         self.timeout = timeout
         self._allow_private = allow_private
         self._watchdog = Watchdog()
         session = requests.Session()
         session.trust_env = False  # no proxies or .netrc from the environment
-        session.max_redirects = 0
+        session.verify = ca_bundle or True
         # Never carry one receiver's cookies to another.
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers = CaseInsensitiveDict(
@@ -270,6 +283,9 @@ class Transport:
             )
             status = response.status_code
             content = _read_capped(response)  # never raises: the status is what counts
+            if deadline.expired:
+                # Cut off mid-response, which can even parse as a complete one.
+                return outcome(error_kind="timeout", error_detail=self._timeout_detail())
             text = content.decode("utf-8", errors="replace") if content else None
             if 200 <= status < 300:
                 return outcome(status_code=status, response_body=text)
@@ -297,8 +313,7 @@ class Transport:
             return outcome(error_kind="tls", error_detail=_clip(str(exc)))
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if deadline.expired or isinstance(exc, requests.exceptions.Timeout):
-                detail = f"no complete response within {self.timeout:g} seconds"
-                return outcome(error_kind="timeout", error_detail=detail)
+                return outcome(error_kind="timeout", error_detail=self._timeout_detail())
             return outcome(error_kind="connection", error_detail=_clip(str(exc)))
         finally:
             _current.deadline = None
@@ -307,6 +322,9 @@ class Transport:
                 # After a full read the connection is already back in the pool and this
                 # does nothing; after a partial read it drops the connection.
                 response.close()
+
+    def _timeout_detail(self) -> str:
+        return f"no complete response within {self.timeout:g} seconds"
 
     def _prepare(self, url: str, body: bytes, headers: dict[str, str]) -> requests.PreparedRequest:
         # Built directly rather than by Session.request: it merges cookies, auth, proxies
@@ -318,8 +336,9 @@ class Transport:
         merged: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(self.session.headers)
         merged.update(headers)
         merged["Content-Length"] = str(len(body))
-        prepared.headers = merged
+        prepared.headers = merged  # type: ignore[assignment]
         prepared.body = body
+        prepared.prepare_cookies(RequestsCookieJar())  # none: no receiver's cookies return
         prepared.hooks = {"response": []}
         return prepared
 

@@ -34,28 +34,40 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-@pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """Names a test makes resolvable, so no real DNS (or network) is used.
+class FakeDNS:
+    """Names a test makes resolvable, and every lookup made, so no real DNS is used."""
 
-    Address literals and ``localhost`` resolve as usual (from /etc/hosts); any other name
-    not in the returned dict does not resolve at all.
-    """
-    names: dict[str, list[str]] = {}
+    def __init__(self) -> None:
+        self.names: dict[str, list[str]] = {}
+        self.lookups: list[str] = []
+
+    def add(self, name: str, *addresses: str) -> None:
+        """Make ``name`` resolve to ``addresses`` (replacing any earlier answer)."""
+        self.names[name] = list(addresses)
+
+    def answer(self, name: str, port: Any) -> list[tuple[Any, ...]]:
+        infos: list[tuple[Any, ...]] = []
+        for address in self.names[name]:
+            ip = ipaddress.ip_address(address)
+            if ip.version == 6:
+                infos.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0)))
+            else:
+                infos.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)))
+        return infos
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
+    """Resolve only the names the test adds; address literals and ``localhost`` resolve as
+    usual (from /etc/hosts), and any other name does not resolve at all."""
+    dns = FakeDNS()
     real = socket.getaddrinfo
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         name = host.decode() if isinstance(host, bytes) else str(host)
-        if name in names:
-            infos = []
-            for address in names[name]:
-                ip = ipaddress.ip_address(address)
-                family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-                sockaddr: tuple[Any, ...] = (
-                    (address, int(port or 0), 0, 0) if ip.version == 6 else (address, int(port or 0))
-                )
-                infos.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
-            return infos
+        dns.lookups.append(name)
+        if name in dns.names:
+            return dns.answer(name, int(port or 0))
         try:
             ipaddress.ip_address(name)
         except ValueError:
@@ -64,7 +76,7 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return names
+    return dns
 
 
 @pytest.fixture

@@ -15,9 +15,12 @@ drop the connection without answering (``close``).
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -55,7 +58,7 @@ class Received:
 class Receiver:
     """A threaded HTTP server on an ephemeral loopback port; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._lock = threading.Condition()
         self._received: list[Received] = []
         self._queued: dict[str, deque[Reply]] = defaultdict(deque)
@@ -63,16 +66,22 @@ class Receiver:
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._scheme = "http"
+        if ssl_context is not None:  # serve https with this context's certificate
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def port(self) -> int:
         """The port the server listens on."""
         return int(self._server.server_address[1])
 
-    def url(self, path: str = "/") -> str:
-        """An http URL for ``path`` on this receiver."""
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        """A URL for ``path`` on this receiver (``host`` may be a name the test resolves)."""
+        return f"{self._scheme}://{host}:{self.port}{path}"
 
     def start(self) -> Receiver:
         """Begin serving (the context manager does this)."""
@@ -112,7 +121,9 @@ class Receiver:
         """The requests made to ``path``."""
         return [r for r in self.received if r.path == path]
 
-    def wait_for(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[Received]:
+    def wait_for(
+        self, count: int, path: str | None = None, timeout: float = 10.0
+    ) -> list[Received]:
         """Wait until ``count`` requests (to ``path``, if given) have arrived; returns them.
 
         Raises ``AssertionError`` when they have not arrived within ``timeout`` seconds.
@@ -127,6 +138,18 @@ class Receiver:
                     f"expected {count} requests to {path or 'any path'}, got {len(matching())}"
                 )
             return matching()
+
+    def wait_until(
+        self, condition: Callable[[list[Received]], bool], timeout: float = 10.0
+    ) -> list[Received]:
+        """Wait until ``condition(requests so far)`` holds; returns the requests.
+
+        Raises ``AssertionError`` when it does not hold within ``timeout`` seconds.
+        """
+        with self._lock:
+            if not self._lock.wait_for(lambda: condition(list(self._received)), timeout):
+                raise AssertionError(f"condition not met; {len(self._received)} requests")
+            return list(self._received)
 
     def _next_reply(self, path: str) -> Reply:
         with self._lock:
@@ -195,3 +218,10 @@ class Receiver:
                 pass  # keep test output quiet
 
         return Handler
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

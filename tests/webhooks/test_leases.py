@@ -1,0 +1,157 @@
+"""Leases and fencing: a dead or late sender loses nothing and overwrites nothing, and
+several senders on PostgreSQL send each delivery once."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, col, select
+
+from registry.clock import FakeClock
+from tests.webhooks.conftest import EngineFactory
+from tests.webhooks.receiver import Receiver, Reply
+from webhooks import SENDING, SUCCEEDED, WebhookAttempt, WebhookDelivery
+from webhooks.claims import claim_due, return_claims
+from webhooks.outcomes import Result, record_results
+from webhooks.transport import Outcome
+
+LEASE = timedelta(seconds=60)
+
+
+def all_deliveries(sessions: sessionmaker[Session]) -> list[WebhookDelivery]:
+    with sessions() as session:
+        return list(session.exec(select(WebhookDelivery)))
+
+
+def all_attempts(sessions: sessionmaker[Session]) -> list[WebhookAttempt]:
+    with sessions() as session:
+        return list(session.exec(select(WebhookAttempt).order_by(col(WebhookAttempt.number))))
+
+
+def test_a_sender_that_dies_after_claiming_loses_nothing_and_cannot_overwrite_later(
+    engine: Engine,
+    receiver: Receiver,
+    make_sender: EngineFactory,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    add_endpoint(receiver.url("/hook"))
+    publish()
+    # The doomed sender claims the delivery, then dies before sending anything.
+    with engine.connect() as conn, conn.begin():
+        [doomed] = claim_due(conn, now=clock.now(), limit=8, lease=LEASE, busy={}, per_endpoint=2)
+    survivor = make_sender()
+
+    survivor.run_until_idle()
+    assert receiver.received == []  # still leased to the dead sender
+    assert all_deliveries(sessions)[0].status == SENDING
+
+    clock.advance(LEASE + timedelta(seconds=1))
+    survivor.run_until_idle()
+
+    [request] = receiver.wait_for(1)
+    [delivery] = all_deliveries(sessions)
+    assert delivery.status == SUCCEEDED
+    assert [(a.number, a.status_code) for a in all_attempts(sessions)] == [(2, 200)]
+
+    # The dead sender comes back to life and reports a failure: the fence turns it away.
+    late = Result(doomed, clock.now(), 0, Outcome(duration_ms=9, status_code=500,
+                                                  error_kind="http_status"))
+    with engine.connect() as conn, conn.begin():
+        fenced = record_results(conn, [late], now=clock.now(), random=lambda: 0.5)
+    assert fenced == [late]
+    [after] = all_deliveries(sessions)
+    assert (after.status, after.last_status_code, after.attempts) == (SUCCEEDED, 200, 2)
+    assert len(all_attempts(sessions)) == 1
+
+
+def test_a_sender_stuck_mid_send_is_taken_over_and_its_late_answer_dropped(
+    receiver: Receiver,
+    make_sender: EngineFactory,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    gate = threading.Event()
+    receiver.respond("/hook", Reply(status=500, until=gate))  # the first request hangs
+    add_endpoint(receiver.url("/hook"))
+    event_id = publish()
+    stuck, rescuer = make_sender(), make_sender()
+
+    try:
+        assert stuck.pump() == 1
+        receiver.wait_for(1)
+        clock.advance(LEASE + timedelta(seconds=1))
+        rescuer.run_until_idle()
+        receiver.wait_for(2)
+    finally:
+        gate.set()
+    assert stuck.wait_idle(timeout=10)
+
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == event_id
+    [delivery] = all_deliveries(sessions)
+    assert (delivery.status, delivery.last_status_code) == (SUCCEEDED, 200)
+    assert [(a.number, a.status_code) for a in all_attempts(sessions)] == [(2, 200)]
+
+
+def test_a_claim_given_back_unsent_is_due_again_without_using_an_attempt(
+    engine: Engine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    add_endpoint("http://127.0.0.1:9/hook")
+    publish()
+    with engine.connect() as conn, conn.begin():
+        jobs = claim_due(conn, now=clock.now(), limit=8, lease=LEASE, busy={}, per_endpoint=2)
+        return_claims(conn, jobs, clock.now())
+
+    [delivery] = all_deliveries(sessions)
+    assert (delivery.status, delivery.attempts, delivery.lease_token) == ("pending", 0, None)
+    assert delivery.next_attempt_at == clock.now()
+
+
+def test_two_senders_on_postgresql_send_each_delivery_exactly_once(
+    backend: str,
+    receiver: Receiver,
+    make_sender: EngineFactory,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("concurrent senders share a database only on PostgreSQL")
+    for i in range(20):
+        add_endpoint(receiver.url(f"/partner/{i}"))
+    for _ in range(10):
+        publish()
+    senders = [make_sender(concurrency=4), make_sender(concurrency=4)]
+    start = threading.Barrier(len(senders))
+    sent: list[int] = []
+
+    def run(sender: Any) -> None:
+        start.wait()
+        sent.append(sender.run_until_idle(timeout=60))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+
+    assert sum(sent) == 200 and all(n > 0 for n in sent)  # both took part
+    received = Counter((r.path, r.headers["webhook-id"]) for r in receiver.received)
+    assert len(received) == 200 and set(received.values()) == {1}
+    assert {(d.status, d.attempts) for d in all_deliveries(sessions)} == {(SUCCEEDED, 1)}
