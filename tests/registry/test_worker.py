@@ -235,3 +235,54 @@ def test_200_concurrent_comment_posts_all_land(backend, app, client, token, make
     assert stored == 200
     assert seqs == list(range(1, len(seqs) + 1))
     assert len(public_events(client, type="comment.published", limit=200)) == 200
+
+
+def test_the_worker_keeps_a_date_job_at_each_transition_and_moves_it(
+        app, client, token, make_technology, clock, worker):
+    reviewer = token("reviewer")
+    technology = make_technology(submit=True)
+    opens = clock.now() + timedelta(days=2)
+    review = schedule(client, reviewer, technology["id"], opens=opens, days=45).get_json()
+    worker.resync_timers()
+
+    def run_dates() -> list[datetime]:
+        return sorted(job.args[0] for job in worker.scheduler.get_jobs()
+                      if job.id.startswith("transition-"))
+
+    assert run_dates() == [opens]
+    later = opens + timedelta(days=3)
+    response = client.patch(f"/api/v1/reviews/{review['id']}", json={
+        "comment_opens_at": later.isoformat(),
+        "comment_closes_at": (later + timedelta(days=45)).isoformat(),
+        "meetings": [{"starts_at": (later + timedelta(days=1)).isoformat(),
+                      "place": "City Hall"}]}, headers=reviewer)
+    assert response.status_code == 200, response.get_json()
+    worker.resync_timers()
+    assert run_dates() == [later]
+    clock.set(later)
+    worker.transitions()
+    worker.resync_timers()
+    closes = later + timedelta(days=45)
+    assert run_dates() == [closes - timedelta(hours=24), closes]
+    extended = closes + timedelta(days=7)
+    client.patch(f"/api/v1/reviews/{review['id']}", json={
+        "comment_closes_at": extended.isoformat(), "reason": "More time asked for."},
+        headers=reviewer)
+    worker.resync_timers()
+    assert run_dates() == [extended - timedelta(hours=24), extended]
+
+
+def test_a_worker_started_after_the_opening_time_opens_at_once(app, client, token,
+                                                               make_technology, clock):
+    technology = make_technology(submit=True)
+    review = schedule(client, token("reviewer"), technology["id"],
+                      opens=clock.now() + timedelta(hours=1)).get_json()
+    clock.advance(hours=3)
+    late = Worker(app)
+    try:
+        late.start()
+        assert client.get(f"/api/v1/reviews/{review['id']}").get_json()["status"] == "open"
+        [event] = public_events(client, type="comment_period.opened")
+        assert event["timestamp"] == clock.now().isoformat()
+    finally:
+        late.stop()
