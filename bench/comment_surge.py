@@ -1,0 +1,171 @@
+"""comment_surge: residents' comments posted as fast as the server takes them.
+
+Daylight runs under gunicorn with the Procfile's settings beside its worker processes, with
+the per-client comment limit lifted (``DAYLIGHT_COMMENT_RATE_LIMIT``: every request comes
+from 127.0.0.1); every connection posts to one open review. The baseline is a bare Flask
+``POST`` endpoint that parses the JSON body and answers 201, under the same gunicorn
+settings and the same closed-loop generator; rounds alternate. Afterwards the comments
+stored (and their ``comment.published`` events) must equal the 201s received: a request
+whose answer was lost is counted as an error and reported, never retried.
+
+    python -m bench.comment_surge [--postgres [URL]] [--quick] [--seconds S] [--connections N]
+
+Goals: ≥ 0.5× the baseline's posts per second; nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.common import (
+    Database,
+    Deployment,
+    Proc,
+    free_port,
+    gunicorn_args,
+    machine_info,
+    make_app,
+    median,
+    migrate,
+    parser,
+    percentile,
+    process_env,
+    ratio,
+    seed_basics,
+    technology_body,
+    utcnow,
+    wait_healthy,
+    workspace,
+    write_result,
+)
+from bench.loadgen import LoadResult, Target, run_load
+
+GOAL_RATIO = 0.5
+NEIGHBORHOODS = ("Eastside", "Downtown", "Riverside", "Hillcrest", None)
+
+
+def open_review(app: Any) -> str:
+    """A submitted technology with a review whose comment period is open now."""
+    from registry.auth.models import Role
+    from registry.auth.services import Principal
+    from registry.database import transaction
+    from registry.reviews.services import open_due_comment_periods, schedule_review
+    from registry.technologies.services import create_technology, submit_technology
+
+    admin = Principal(token_id="tok_bench", name="bench", role=Role.ADMIN, department_id=None)
+    now = utcnow()
+    with app.app_context(), transaction(app) as session:
+        technology = create_technology(session, admin, technology_body("Surge cameras"),
+                                       now=now)
+        submit_technology(session, admin, technology, now=now)
+        opens = now - timedelta(minutes=1)
+        review = schedule_review(session, admin, technology, {
+            "comment_opens_at": opens, "comment_closes_at": opens + timedelta(days=60),
+            "meetings": [{"starts_at": now + timedelta(days=7), "place": "City Hall"}]},
+            now=opens)
+        review_id = review.id
+    with app.app_context(), transaction(app) as session:
+        assert review_id in open_due_comment_periods(session, now=utcnow())
+    return review_id
+
+
+def comment_targets(path: str, count: int = 20) -> list[Target]:
+    """Comment bodies of several kinds (some a form letter), all valid."""
+    targets = []
+    for index in range(count):
+        body: dict[str, Any] = {
+            "body": ("I oppose these cameras: they record everyone, not suspects."
+                     if index % 4 == 0 else
+                     f"Comment {index}: please publish the audit logs and limit retention "
+                     f"to {index + 7} days."),
+            "display_name": f"Resident {index}",
+            "neighborhood": NEIGHBORHOODS[index % len(NEIGHBORHOODS)],
+            "position": ("support", "oppose", "neutral")[index % 3],
+            "email": f"resident{index}@example.org",
+        }
+        targets.append(Target("POST", path, json.dumps(body).encode(),
+                              (("Content-Type", "application/json"),)))
+    return targets
+
+
+def main() -> None:
+    """Run the figure and write bench/results/comment_surge.json."""
+    parse = parser(__doc__ or "")
+    parse.add_argument("--seconds", type=float, default=None)
+    parse.add_argument("--rounds", type=int, default=None)
+    parse.add_argument("--connections", type=int, default=8)
+    args = parse.parse_args()
+    args.seconds = args.seconds or (2.0 if args.quick else 8.0)
+    rounds = args.rounds or (1 if args.quick else 3)
+    machine = machine_info()
+    with workspace("comment_surge", args.keep) as folder:
+        database = Database.fresh("comment_surge", folder, args.postgres)
+        app = make_app(database.url)
+        migrate(app)
+        seed_basics(app)
+        review_id = open_review(app)
+        from registry.database import engine
+
+        engine(app).dispose()
+        deployment = Deployment(database, folder, shape="gunicorn",
+                                env_extra={"DAYLIGHT_COMMENT_RATE_LIMIT": "1000000 per minute"})
+        base_port = free_port()
+        bare = Proc("bare-post", gunicorn_args("bench.baseline_app:create_app()", base_port),
+                    process_env(database.url), folder / "bare-post.log")
+        daylight: list[LoadResult] = []
+        baseline: list[LoadResult] = []
+        with deployment:
+            deployment.start()
+            bare.start()
+            try:
+                wait_healthy(f"http://127.0.0.1:{base_port}")
+                ours = comment_targets(f"/api/v1/reviews/{review_id}/comments")
+                theirs = comment_targets("/comments")
+                for _ in range(rounds):
+                    baseline.append(run_load(base_port, theirs, connections=args.connections,
+                                             duration=args.seconds))
+                    daylight.append(run_load(deployment.port, ours,
+                                             connections=args.connections,
+                                             duration=args.seconds))
+            finally:
+                bare.stop()
+        with engine(app).connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM comment WHERE review_id = :r"),
+                                  {"r": review_id}).scalar_one()
+            events = conn.execute(text("SELECT count(*) FROM event WHERE type = "
+                                       "'comment.published'")).scalar_one()
+        engine(app).dispose()
+    accepted = sum(r.statuses[201] for r in daylight)
+    unanswered = sum(r.errors for r in daylight)
+    refused = sum(r.requests - r.statuses[201] for r in daylight)
+    rate = median([r.rps for r in daylight])
+    base = median([r.rps for r in baseline])
+    latencies = [x for r in daylight for x in r.latencies]
+    nothing_lost = stored == accepted == events
+    write_result("comment_surge", {
+        "machine": machine,
+        "parameters": {"seconds_per_run": args.seconds, "rounds": rounds,
+                       "connections": args.connections, "deployment": deployment.describe(),
+                       "load_generator": "bench.loadgen (python)", "quick": args.quick},
+        "daylight": {"posts_per_second_median": round(rate, 1), "accepted_201": accepted,
+                     "not_201": refused, "unanswered": unanswered, "stored": stored,
+                     "comment_published_events": events,
+                     "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+                     "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+                     "rounds": [r.summary() for r in daylight]},
+        "baseline": {"what": "bare Flask POST that parses the JSON and answers 201, same "
+                             "gunicorn settings", "posts_per_second_median": round(base, 1),
+                     "rounds": [r.summary() for r in baseline]},
+        "ratio": ratio(rate, base),
+        "goal": f">= {GOAL_RATIO}x the baseline's posts per second; stored == accepted",
+        "nothing_lost": nothing_lost,
+        "pass": bool(ratio(rate, base) >= GOAL_RATIO and nothing_lost and refused == 0),
+    })
+
+
+if __name__ == "__main__":
+    main()
