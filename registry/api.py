@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from marshmallow import Schema, fields, validate
+from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from registry.errors import Invalid
 
@@ -25,11 +28,37 @@ class ListArgs(Schema):
 class Problem(Schema):
     """RFC 9457 problem details (documented on every error response)."""
 
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    class Meta:
+        # RFC 9457 allows extension members (current_status, allowed_statuses, …).
+        unknown = INCLUDE
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "On 422: the messages for each field."})
+
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class DaylightApi(Api):
+    """flask-smorest's Api, documenting errors as they are sent: RFC 9457 problem+json."""
+
+    ERROR_SCHEMA = Problem
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default: dict[str, Any] = {"description": "Default error response",
+                                   "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, PROBLEM_CONTENT_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
 
 
 def page_schema(item: type[Schema], name: str) -> type[Schema]:

@@ -71,16 +71,26 @@ def run_command(host: str, port: int, demo: bool) -> None:
         worker.stop()
 
 
-@click.command("worker")
-@with_appcontext
+@main.command("worker", with_appcontext=False)
 def worker_command() -> None:
     """Run the scheduler and webhook delivery alone (several may run against PostgreSQL)."""
     import signal
     import threading
 
+    from registry import create_app
+    from registry.worker.jobs import run_due_transitions
+
+    # Registered on the group itself, so that the full web app is never built: a worker
+    # that restarts catches up on what it missed as fast as the interpreter allows, and
+    # opens any period that fell due while it was down before loading anything else.
+    try:
+        app = create_app({"SERVE_HTTP": False})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    run_due_transitions(app, app.extensions["daylight.clock"])
+
     from registry.worker.runner import Worker
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -228,7 +238,7 @@ def import_technologies(file: Any, submit: bool) -> None:
     click.echo(f"Imported {len(rows)} technologies, {state}.")
 
 
-COMMANDS = (run_command, worker_command, db_group, tokens_group, departments_group,
+COMMANDS = (run_command, db_group, tokens_group, departments_group,
             import_group)
 
 

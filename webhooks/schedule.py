@@ -17,7 +17,11 @@ RETRY_SCHEDULE: tuple[timedelta, ...] = (
     timedelta(hours=10),
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
-JITTER = 0.2  # each wait is drawn from ±20% of the scheduled one
+JITTER = 0.2  # each wait is drawn from ±20% of the scheduled one…
+# …except the last two (10 h each), which jitter only lengthens: with ±20% everywhere the
+# whole schedule could shrink to 22 h, and a receiver down for a day would lose deliveries.
+# This way every delivery keeps trying for at least 26 h.
+NEVER_SHORTENED = 2
 # A receiver may ask for a longer wait with Retry-After, but not for longer than this.
 MAX_RETRY_AFTER = timedelta(hours=10)
 # An endpoint that has only failed for this long is disabled.
@@ -31,13 +35,17 @@ def retry_delay(
 ) -> timedelta | None:
     """How long to wait after failed attempt number ``attempt`` (1-based), or None to give up.
 
-    ``random`` returns a float in [0, 1); 0.5 gives the schedule exactly. A Retry-After
+    ``random`` returns a float in [0, 1); 0.5 gives the schedule exactly (as does anything
+    below 0.5 for the last two waits, which are never shortened). A Retry-After
     from the receiver lengthens the wait up to MAX_RETRY_AFTER; it never shortens it.
     """
     if attempt < 1 or attempt > len(RETRY_SCHEDULE):
         return None
     scheduled = RETRY_SCHEDULE[attempt - 1]
-    delay = scheduled * (1 + JITTER * (2 * random() - 1))
+    spread = 2 * random() - 1
+    if attempt > len(RETRY_SCHEDULE) - NEVER_SHORTENED:
+        spread = max(spread, 0.0)
+    delay = scheduled * (1 + JITTER * spread)
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return delay

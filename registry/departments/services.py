@@ -38,3 +38,18 @@ def list_departments(session: Session, *, after: str | None, limit: int) -> list
     if after:
         query = query.where(Department.id > after)  # type: ignore[arg-type]
     return list(session.execute(query.limit(limit)).scalars())
+
+
+def department_by_id(session: Session, department_id: str) -> Department:
+    """The department with this id, remembered for the session's lifetime.
+
+    Listing fifty technologies asks for their departments fifty times; the session's
+    identity map holds objects only weakly, so without this each would be a query.
+    """
+    cache: dict[str, Department] = session.info.setdefault("departments_by_id", {})
+    department = cache.get(department_id)
+    if department is None:
+        found = session.get(Department, department_id)
+        assert found is not None, "a foreign key guarantees the department"
+        cache[department_id] = department = found
+    return department

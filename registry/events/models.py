@@ -15,7 +15,11 @@ class Event(SQLModel, table=True):
     """One change of state, appended in the same transaction as the change itself."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_subject", "subject_type", "subject_id", "seq"),)
+    __table_args__ = (
+        Index("ix_event_subject", "subject_type", "subject_id", "seq"),
+        # Following the log by type: ?type=…&after=… pages along this index.
+        Index("ix_event_type_seq", "type", "seq"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     seq: int = Field(unique=True, index=True)

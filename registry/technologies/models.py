@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Numeric, Text
+from sqlalchemy import JSON, Column, Date, Index, Numeric, Text
 from sqlmodel import Field, SQLModel
 
 from webhooks.sqltypes import UTCDateTime
@@ -58,6 +58,8 @@ class Technology(SQLModel, table=True):
     """A surveillance technology a department uses or wants to use."""
 
     __tablename__ = "technology"
+    # Lists filter by status and page by id.
+    __table_args__ = (Index("ix_technology_status_id", "status", "id"),)
 
     id: str = Field(primary_key=True, max_length=40)
     department_id: str = Field(foreign_key="department.id", index=True)

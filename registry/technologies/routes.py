@@ -13,7 +13,7 @@ from registry.auth.context import current_principal, require
 from registry.auth.models import Role
 from registry.clock import now
 from registry.database import db
-from registry.departments.models import Department
+from registry.departments.services import department_by_id
 from registry.technologies.models import Technology
 from registry.technologies.schemas import (
     TechnologyDetail,
@@ -40,8 +40,7 @@ blp = Blueprint("technologies", __name__, url_prefix="/api/v1/technologies",
 def technology_dict(session: Session, technology: Technology, *, detail: bool = False
                     ) -> dict[str, Any]:
     """A technology as the API shows it (with assessment and reviews when ``detail``)."""
-    department = session.get(Department, technology.department_id)
-    assert department is not None
+    department = department_by_id(session, technology.department_id)
     body: dict[str, Any] = {
         "id": technology.id,
         "url": technology_page(technology.id),

@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 from registry.auth.models import Role
 from registry.auth.services import Principal
 from registry.departments.models import Department
-from registry.departments.services import get_department
+from registry.departments.services import department_by_id, get_department
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.events.services import append_event
 from registry.ids import new_id
@@ -22,9 +22,7 @@ from registry.urls import api_url, technology_page
 
 
 def _department_of(session: Session, technology: Technology) -> Department:
-    department = session.get(Department, technology.department_id)
-    assert department is not None  # a foreign key guarantees it
-    return department
+    return department_by_id(session, technology.department_id)
 
 
 def snapshot(session: Session, technology: Technology) -> dict[str, Any]:

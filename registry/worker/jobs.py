@@ -17,7 +17,6 @@ from registry.reviews.services import (
     open_due_comment_periods,
     send_closing_soon_notices,
 )
-from webhooks import enqueue_event
 
 WEBHOOK_CURSOR = FOLLOWERS[0]
 #: Event types after which the worker re-reads upcoming open and close times.
@@ -61,6 +60,9 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[i
     The cursor row is locked for the pass (``SKIP LOCKED``: a second worker skips instead
     of waiting), so two workers never fan out the same events at once.
     """
+    # Imported here: a restarting worker opens what it missed before loading the HTTP side.
+    from webhooks import enqueue_event
+
     with app.app_context(), transaction(app) as session:
         cursor = session.execute(
             select(LogCursor).where(col(LogCursor.name) == WEBHOOK_CURSOR)

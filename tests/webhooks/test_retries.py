@@ -201,8 +201,10 @@ def test_retry_after_as_an_http_date_is_honoured(
 
 
 def test_jitter_spreads_each_wait_by_up_to_a_fifth() -> None:
+    last_two = len(RETRY_SCHEDULE) - 1
     for attempt, scheduled in enumerate(RETRY_SCHEDULE, start=1):
-        assert retry_delay(attempt, lambda: 0.0) == scheduled * 0.8
+        shortest = scheduled if attempt >= last_two else scheduled * 0.8
+        assert retry_delay(attempt, lambda: 0.0) == shortest
         assert retry_delay(attempt, lambda: 0.5) == scheduled
         wait = retry_delay(attempt, lambda: 0.999999)
         assert wait is not None and scheduled * 1.19 < wait < scheduled * 1.2
@@ -322,3 +324,9 @@ def test_a_manual_retry_brings_a_waiting_retry_forward(
 
     assert delivery_of(sessions, event_id).status == SUCCEEDED
     assert len(receiver.received) == 3
+
+
+def test_the_whole_schedule_outlasts_a_day_whatever_the_jitter() -> None:
+    shortest = sum((retry_delay(n, lambda: 0.0) or timedelta(0)
+                    for n in range(1, len(RETRY_SCHEDULE) + 1)), timedelta(0))
+    assert shortest > timedelta(hours=26)

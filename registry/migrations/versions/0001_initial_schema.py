@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-01 22:01:23.936121
+Create Date: 2026-12-01 22:52:44.929240
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_event_subject', ['subject_type', 'subject_id', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_event_technology_id'), ['technology_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_event_type'), ['type'], unique=False)
+        batch_op.create_index('ix_event_type_seq', ['type', 'seq'], unique=False)
 
     op.create_table('event_log_cursor',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -163,6 +164,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_technology_in_use'), ['in_use'], unique=False)
         batch_op.create_index(batch_op.f('ix_technology_risk_tier'), ['risk_tier'], unique=False)
         batch_op.create_index(batch_op.f('ix_technology_status'), ['status'], unique=False)
+        batch_op.create_index('ix_technology_status_id', ['status', 'id'], unique=False)
 
     op.create_table('webhook_delivery',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -326,6 +328,7 @@ def downgrade() -> None:
 
     op.drop_table('webhook_delivery')
     with op.batch_alter_table('technology', schema=None) as batch_op:
+        batch_op.drop_index('ix_technology_status_id')
         batch_op.drop_index(batch_op.f('ix_technology_status'))
         batch_op.drop_index(batch_op.f('ix_technology_risk_tier'))
         batch_op.drop_index(batch_op.f('ix_technology_in_use'))
@@ -349,6 +352,7 @@ def downgrade() -> None:
     op.drop_table('event_log_head')
     op.drop_table('event_log_cursor')
     with op.batch_alter_table('event', schema=None) as batch_op:
+        batch_op.drop_index('ix_event_type_seq')
         batch_op.drop_index(batch_op.f('ix_event_type'))
         batch_op.drop_index(batch_op.f('ix_event_technology_id'))
         batch_op.drop_index('ix_event_subject')
