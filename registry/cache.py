@@ -21,8 +21,10 @@ from flask import Flask, Response, g, request
 from sqlalchemy import select
 from sqlmodel import col
 
-from registry.database import db
+from registry.database import engine
 from registry.events.models import LogHead
+
+_HEAD = select(col(LogHead.last_seq)).where(col(LogHead.id) == 1)
 
 MAX_ENTRIES = 2048
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -90,7 +92,9 @@ def init_app(app: Flask) -> None:
     def _serve_cached() -> Response | None:
         if not _cacheable_request():
             return None
-        seq = int(db().execute(select(col(LogHead.last_seq))).scalar() or 0)
+        # A bare connection, not an ORM session: this runs on every anonymous API read.
+        with engine(app).connect() as connection:
+            seq = int(connection.execute(_HEAD).scalar() or 0)
         g._daylight_cache_seq = seq
         if request.if_none_match.contains_weak(_etag(seq).removeprefix('W/"').rstrip('"')):
             return Response(status=304, headers={"ETag": _etag(seq)})
