@@ -87,6 +87,8 @@ def init_app(app: Flask) -> None:
     """Serve anonymous API reads from the cache while the log head has not moved."""
     cache = PublicReadCache()
     app.extensions["daylight.read_cache"] = cache
+    if not app.config["READ_CACHE"]:
+        return  # DAYLIGHT_READ_CACHE=0: every read goes to the database (benchmarks of it)
 
     @app.before_request
     def _serve_cached() -> Response | None:
