@@ -381,8 +381,10 @@ class Proc:
 
 def process_env(database_url: str, **extra: str) -> dict[str, str]:
     """The environment of Daylight processes for a run."""
+    # DAYLIGHT_READ_CACHE passes through, so a run can measure the uncached database path.
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith("DAYLIGHT_") and key != "DATABASE_URL"}
+           if (not key.startswith("DAYLIGHT_") or key == "DAYLIGHT_READ_CACHE")
+           and key != "DATABASE_URL"}
     env.update({
         "DATABASE_URL": database_url,
         "DAYLIGHT_SECRET_KEY": SECRET_KEY,

@@ -350,75 +350,56 @@ def _a_year_after(day: date) -> date:
 # --- timed transitions (the worker) ---------------------------------------------------------
 
 
-def open_due_comment_periods(session: Session, *, now: datetime) -> list[str]:
-    """Open every scheduled period whose time has come; returns the ids opened."""
-    due = session.execute(
-        select(col(Review.id)).where(col(Review.status) == ReviewStatus.SCHEDULED.value,
-                                     col(Review.comment_opens_at) <= now)
-    ).scalars().all()
-    opened = []
+def _transition_due(session: Session, conditions: Sequence[Any], values: Mapping[str, Any],
+                    event_type: str, now: datetime) -> list[str]:
+    """Apply ``values`` to every review matching ``conditions``, each by a conditional update
+    that repeats the conditions, and append ``event_type`` for each review this caller won.
+
+    When two workers race, the second update finds the row changed and matches nothing, so
+    each transition happens, and is announced, exactly once.
+    """
+    due = session.execute(select(col(Review.id)).where(*conditions)).scalars().all()
+    done = []
     for review_id in due:
         claimed = session.execute(
-            update(Review)
-            .where(col(Review.id) == review_id,
-                   col(Review.status) == ReviewStatus.SCHEDULED.value)
-            .values(status=ReviewStatus.OPEN.value, opened_at=now, updated_at=now)
-        )
+            update(Review).where(col(Review.id) == review_id, *conditions).values(**values))
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue  # another worker opened it first
+            continue  # another worker got there first
         review = session.get(Review, review_id, populate_existing=True)
         assert review is not None
-        _append(session, review, "comment_period.opened", now)
-        opened.append(review_id)
-    return opened
+        _append(session, review, event_type, now)
+        done.append(review_id)
+    return done
+
+
+def open_due_comment_periods(session: Session, *, now: datetime) -> list[str]:
+    """Open every scheduled period whose time has come; returns the ids opened."""
+    return _transition_due(
+        session,
+        (col(Review.status) == ReviewStatus.SCHEDULED.value, col(Review.comment_opens_at) <= now),
+        {"status": ReviewStatus.OPEN.value, "opened_at": now, "updated_at": now},
+        "comment_period.opened", now)
 
 
 def send_closing_soon_notices(session: Session, *, now: datetime) -> list[str]:
     """Announce, once per closing time, the periods that close within 24 hours."""
-    due = session.execute(
-        select(col(Review.id)).where(col(Review.status) == ReviewStatus.OPEN.value,
-                                     col(Review.closing_soon_sent_at).is_(None),
-                                     col(Review.comment_closes_at) <= now + CLOSING_SOON,
-                                     col(Review.comment_closes_at) > now)
-    ).scalars().all()
-    sent = []
-    for review_id in due:
-        claimed = session.execute(
-            update(Review)
-            .where(col(Review.id) == review_id, col(Review.status) == ReviewStatus.OPEN.value,
-                   col(Review.closing_soon_sent_at).is_(None))
-            .values(closing_soon_sent_at=now)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue
-        review = session.get(Review, review_id, populate_existing=True)
-        assert review is not None
-        _append(session, review, "comment_period.closing_soon", now)
-        sent.append(review_id)
-    return sent
+    return _transition_due(
+        session,
+        (col(Review.status) == ReviewStatus.OPEN.value,
+         col(Review.closing_soon_sent_at).is_(None),
+         col(Review.comment_closes_at) <= now + CLOSING_SOON,
+         col(Review.comment_closes_at) > now),
+        {"closing_soon_sent_at": now},
+        "comment_period.closing_soon", now)
 
 
 def close_due_comment_periods(session: Session, *, now: datetime) -> list[str]:
     """Close every open period whose closing time has passed; returns the ids closed."""
-    due = session.execute(
-        select(col(Review.id)).where(col(Review.status) == ReviewStatus.OPEN.value,
-                                     col(Review.comment_closes_at) <= now)
-    ).scalars().all()
-    closed = []
-    for review_id in due:
-        claimed = session.execute(
-            update(Review)
-            .where(col(Review.id) == review_id, col(Review.status) == ReviewStatus.OPEN.value,
-                   col(Review.comment_closes_at) <= now)
-            .values(status=ReviewStatus.CLOSED.value, closed_at=now, updated_at=now)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue
-        review = session.get(Review, review_id, populate_existing=True)
-        assert review is not None
-        _append(session, review, "comment_period.closed", now)
-        closed.append(review_id)
-    return closed
+    return _transition_due(
+        session,
+        (col(Review.status) == ReviewStatus.OPEN.value, col(Review.comment_closes_at) <= now),
+        {"status": ReviewStatus.CLOSED.value, "closed_at": now, "updated_at": now},
+        "comment_period.closed", now)
 
 
 def upcoming_transition_times(session: Session, *, now: datetime) -> list[datetime]:
