@@ -25,7 +25,10 @@ class Comment(SQLModel, table=True):
     __tablename__ = "comment"
     __table_args__ = (
         Index("ix_comment_review_status", "review_id", "status", "id"),
-        Index("ix_comment_review_fingerprint", "review_id", "fingerprint"),
+        # The summary's GROUP BYs read these indexes alone, never the comments' bodies.
+        Index("ix_comment_review_fingerprint", "review_id", "status", "fingerprint", "id"),
+        Index("ix_comment_review_position", "review_id", "status", "position"),
+        Index("ix_comment_review_neighborhood", "review_id", "status", "neighborhood"),
     )
 
     id: str = Field(primary_key=True, max_length=40)

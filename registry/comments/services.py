@@ -264,16 +264,18 @@ def summary(session: Session, review: Review) -> dict[str, Any]:
             .group_by(col(Comment.neighborhood)).order_by(func.count().desc())
         ).all()
     ]
-    groups = []
-    for print_, count, first_id in session.execute(
+    repeated = session.execute(
         select(col(Comment.fingerprint), func.count(), func.min(col(Comment.id)))
         .where(*published).group_by(col(Comment.fingerprint))
-        .having(func.count() > 1).order_by(func.count().desc())
-    ).all():
-        sample = session.get(Comment, first_id)
-        assert sample is not None
-        groups.append({"fingerprint": print_, "count": count, "sample_comment_id": first_id,
-                       "sample_body": sample.body})
+        .having(func.count() > 1).order_by(func.count().desc(), func.min(col(Comment.id)))
+    ).all()
+    # One query for every group's sample, not one per group.
+    samples = dict(session.execute(
+        select(col(Comment.id), col(Comment.body))
+        .where(col(Comment.id).in_([first_id for _, _, first_id in repeated]))
+    ).all()) if repeated else {}
+    groups = [{"fingerprint": print_, "count": count, "sample_comment_id": first_id,
+               "sample_body": samples[first_id]} for print_, count, first_id in repeated]
     in_groups = sum(g["count"] for g in groups)
     return {
         "review_id": review.id,
