@@ -12,6 +12,7 @@ import registry.models  # noqa: F401
 from registry import create_app
 from registry.db import make_engine
 from registry.migrate import upgrade
+from tests.conftest import postgres_only
 from tests.db import postgres_url
 
 
@@ -39,9 +40,8 @@ def test_sqlite_upgrade_matches_the_models(tmp_path):
     assert _upgrade_and_compare(f"sqlite:///{tmp_path / 'sub' / 'daylight.db'}") == []
 
 
+@postgres_only
 def test_postgres_upgrade_matches_the_models(backend):
-    if backend != "postgresql":
-        return
     base = make_url(postgres_url())
     name = f"{base.database}_migrations"
     admin = make_engine(base.set(database="postgres").render_as_string(hide_password=False),

@@ -19,6 +19,7 @@ from registry.comments.models import Comment
 from registry.events.models import Event
 from registry.worker.jobs import fan_out_new_events, run_due_transitions
 from registry.worker.runner import Worker
+from tests.conftest import postgres_only
 from tests.registry.helpers import public_events, schedule
 from tests.webhooks.receiver import Receiver
 
@@ -155,14 +156,9 @@ def test_unknown_event_types_are_refused(client, token, receiver):
 # --- concurrency on PostgreSQL ------------------------------------------------------------
 
 
-def _needs_postgres(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("concurrency across connections is a PostgreSQL property")
-
-
+@postgres_only
 def test_two_workers_open_each_period_exactly_once(backend, app, client, token,
                                                    make_technology, clock):
-    _needs_postgres(backend)
     reviewer = token("reviewer")
     reviews = []
     for i in range(10):
@@ -183,9 +179,9 @@ def test_two_workers_open_each_period_exactly_once(backend, app, client, token,
     assert sorted(e["data"]["review"]["id"] for e in opened) == sorted(reviews)
 
 
+@postgres_only
 def test_two_followers_fan_out_each_event_once(backend, app, client, token, make_technology,
                                                clock, receiver):
-    _needs_postgres(backend)
     subscribe(client, token("partner"), receiver.url("/all"))
     for i in range(20):
         make_technology(submit=True, name=f"Tech {i}")
@@ -212,9 +208,9 @@ def test_two_followers_fan_out_each_event_once(backend, app, client, token, make
     assert handled >= events
 
 
+@postgres_only
 def test_200_concurrent_comment_posts_all_land(backend, app, client, token, make_technology,
                                                clock):
-    _needs_postgres(backend)
     technology = make_technology(submit=True)
     review = schedule(client, token("reviewer"), technology["id"], opens=clock.now()).get_json()
     run_due_transitions(app, clock)

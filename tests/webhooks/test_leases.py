@@ -9,12 +9,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 from registry.clock import FakeClock
+from tests.conftest import postgres_only
 from tests.webhooks.conftest import EngineFactory
 from tests.webhooks.receiver import Receiver, Reply
 from webhooks import SENDING, SUCCEEDED, WebhookAttempt, WebhookDelivery
@@ -123,6 +123,7 @@ def test_a_claim_given_back_unsent_is_due_again_without_using_an_attempt(
     assert delivery.next_attempt_at == clock.now()
 
 
+@postgres_only
 def test_two_senders_on_postgresql_send_each_delivery_exactly_once(
     backend: str,
     receiver: Receiver,
@@ -131,8 +132,7 @@ def test_two_senders_on_postgresql_send_each_delivery_exactly_once(
     publish: Callable[..., str],
     sessions: sessionmaker[Session],
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("concurrent senders share a database only on PostgreSQL")
+    assert backend == "postgresql"
     for i in range(20):
         add_endpoint(receiver.url(f"/partner/{i}"))
     for _ in range(10):
