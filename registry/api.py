@@ -72,6 +72,11 @@ def page_schema(item: type[Schema], name: str) -> type[Schema]:
     )
 
 
+def whole_list(items: list[Any]) -> dict[str, Any]:
+    """A short catalog served in one page: the list shape, with no next page."""
+    return {"items": items, "next_cursor": None}
+
+
 def encode_cursor(value: Any) -> str:
     """An opaque cursor for the last item of a page."""
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")

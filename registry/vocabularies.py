@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from policies.vocabulary import VOCABULARIES
+from registry.api import page_schema, whole_list
 
 blp = Blueprint("vocabularies", __name__, url_prefix="/api/v1",
                 description="Controlled values and their plain-language labels.")
@@ -20,19 +21,16 @@ class TermSchema(Schema):
     label = fields.String()
 
 
-VocabularyList = Schema.from_dict(
-    {"items": fields.List(fields.Nested(Schema.from_dict(
-        {"field": fields.String(), "values": fields.List(fields.Nested(TermSchema))},
-        name="Vocabulary")))},
-    name="VocabularyList",
-)
+VocabularyList = page_schema(Schema.from_dict(
+    {"field": fields.String(), "values": fields.List(fields.Nested(TermSchema))},
+    name="Vocabulary"), "VocabularyList")
 
 
 @blp.route("/vocabularies")
 @blp.response(200, VocabularyList)
 def vocabularies() -> dict[str, Any]:
     """Every controlled field with its values and labels."""
-    return {"items": [
+    return whole_list([
         {"field": field, "values": [{"value": v, "label": label} for v, label in terms.items()]}
         for field, terms in VOCABULARIES.items()
-    ]}
+    ])

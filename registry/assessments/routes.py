@@ -8,6 +8,7 @@ from flask import request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from registry.api import page_schema, whole_list
 from registry.assessments.services import (
     assess_technology,
     assessment_dict,
@@ -61,10 +62,8 @@ class AssessmentOut(Schema):
     outdated_reason = fields.String(allow_none=True)
 
 
-PolicyList = Schema.from_dict({"items": fields.List(fields.Nested(PolicyOut))},
-                              name="PolicyList")
-AssessmentList = Schema.from_dict({"items": fields.List(fields.Nested(AssessmentOut))},
-                                  name="AssessmentList")
+PolicyList = page_schema(PolicyOut, "PolicyList")
+AssessmentList = page_schema(AssessmentOut, "AssessmentList")
 PolicyDocumentBody = Schema.from_dict(
     {"slug": fields.String(), "title": fields.String(), "summary": fields.String(),
      "criteria": fields.List(fields.Dict()), "tiers": fields.Dict()},
@@ -82,7 +81,7 @@ def _json_object() -> dict[str, Any]:
 @blp.response(200, PolicyList)
 def policies() -> dict[str, Any]:
     """Every policy with its versions and criteria."""
-    return {"items": [policy_dict(db(), p) for p in list_policies(db())]}
+    return whole_list([policy_dict(db(), p) for p in list_policies(db())])
 
 
 @blp.route("/policies", methods=["POST"])
@@ -118,7 +117,7 @@ def publish_version(slug: str) -> dict[str, Any]:
 def assessments(technology_id: str) -> dict[str, Any]:
     """Every assessment of a technology, newest first."""
     technology = get_technology(db(), technology_id, current_principal())
-    return {"items": [assessment_dict(a) for a in assessments_of(db(), technology)]}
+    return whole_list([assessment_dict(a) for a in assessments_of(db(), technology)])
 
 
 @blp.route("/technologies/<technology_id>/assessments", methods=["POST"])

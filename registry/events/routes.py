@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from registry.api import ListArgs, csv_list, decode_cursor, page_schema, paged
+from registry.api import ListArgs, csv_list, decode_cursor, page_schema, paged, whole_list
 from registry.database import db
 from registry.errors import Invalid
 from registry.events.catalog import EVENT_TYPES
@@ -44,8 +44,7 @@ class EventTypeSchema(Schema):
 
 
 EventPage = page_schema(EventSchema, "EventPage")
-EventTypeList = Schema.from_dict({"items": fields.List(fields.Nested(EventTypeSchema))},
-                                 name="EventTypeList")
+EventTypeList = page_schema(EventTypeSchema, "EventTypeList")
 
 
 @blp.route("/events")
@@ -68,5 +67,5 @@ def events(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, EventTypeList)
 def event_types() -> dict[str, Any]:
     """Every event type with a description and an example `data` payload."""
-    return {"items": [{"type": name, "description": t.description, "example": t.example}
-                      for name, t in EVENT_TYPES.items()]}
+    return whole_list([{"type": name, "description": t.description, "example": t.example}
+                       for name, t in EVENT_TYPES.items()])
