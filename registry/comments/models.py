@@ -25,10 +25,7 @@ class Comment(SQLModel, table=True):
     __tablename__ = "comment"
     __table_args__ = (
         Index("ix_comment_review_status", "review_id", "status", "id"),
-        # The summary's GROUP BYs read these indexes alone, never the comments' bodies.
-        Index("ix_comment_review_fingerprint", "review_id", "status", "fingerprint", "id"),
-        Index("ix_comment_review_position", "review_id", "status", "position"),
-        Index("ix_comment_review_neighborhood", "review_id", "status", "neighborhood"),
+        Index("ix_comment_review_fingerprint", "review_id", "fingerprint"),
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-01 23:20:59.317844
+Create Date: 2026-12-01 23:25:32.122517
 """
 from __future__ import annotations
 
@@ -273,9 +273,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('tracking_number')
     )
     with op.batch_alter_table('comment', schema=None) as batch_op:
-        batch_op.create_index('ix_comment_review_fingerprint', ['review_id', 'status', 'fingerprint', 'id'], unique=False)
-        batch_op.create_index('ix_comment_review_neighborhood', ['review_id', 'status', 'neighborhood'], unique=False)
-        batch_op.create_index('ix_comment_review_position', ['review_id', 'status', 'position'], unique=False)
+        batch_op.create_index('ix_comment_review_fingerprint', ['review_id', 'fingerprint'], unique=False)
         batch_op.create_index('ix_comment_review_status', ['review_id', 'status', 'id'], unique=False)
 
     op.create_table('comment_flag',
@@ -310,8 +308,6 @@ def downgrade() -> None:
     op.drop_table('comment_flag')
     with op.batch_alter_table('comment', schema=None) as batch_op:
         batch_op.drop_index('ix_comment_review_status')
-        batch_op.drop_index('ix_comment_review_position')
-        batch_op.drop_index('ix_comment_review_neighborhood')
         batch_op.drop_index('ix_comment_review_fingerprint')
 
     op.drop_table('comment')
