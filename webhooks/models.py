@@ -3,17 +3,14 @@ and every attempt at a delivery."""
 
 from __future__ import annotations
 
-import secrets
-import time
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from webhooks.ids import new_id
 from webhooks.sqltypes import UTCDateTime
-
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
 
 # Delivery states. A delivery is due when it is pending (or sending with an expired lease)
 # and its next_attempt_at has come; finished deliveries have no next_attempt_at.
@@ -24,16 +21,6 @@ FAILED = "failed"
 DELIVERY_STATUSES = (PENDING, SENDING, SUCCEEDED, FAILED)
 
 RESPONSE_BODY_LIMIT = 4096  # bytes of a receiver's response kept with each attempt
-
-
-def new_id(prefix: str) -> str:
-    """Return an opaque id such as ``whd_01hx…``, sortable by creation (ULID layout)."""
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    chars = []
-    for _ in range(26):
-        value, index = divmod(value, 32)
-        chars.append(_ALPHABET[index])
-    return f"{prefix}_{''.join(reversed(chars))}"
 
 
 def _endpoint_id() -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from webhooks.claims import park_deliveries, unpark_deliveries
+from webhooks.ids import new_id
 from webhooks.models import (
     PENDING,
     SENDING,
@@ -23,7 +24,6 @@ from webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
     WebhookMessage,
-    new_id,
     table_of,
 )
 from webhooks.safety import check_url

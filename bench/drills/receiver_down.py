@@ -68,7 +68,7 @@ def main() -> None:
         migrate(app)
         from registry.database import engine, session_factory, transaction
         from webhooks import DeliveryEngine, create_endpoint, enqueue_event
-        from webhooks.models import new_id
+        from webhooks.ids import new_id
 
         with app.app_context(), transaction(app) as session:
             for index in range(endpoints):

@@ -17,7 +17,7 @@ from registry.clock import FakeClock
 from registry.db import make_session_factory
 from tests.webhooks.receiver import Receiver
 from webhooks import DeliveryEngine, WebhookEndpoint, create_endpoint, enqueue_event
-from webhooks.models import new_id
+from webhooks.ids import new_id
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from webhooks import (
     rotate_secret,
     update_endpoint,
 )
-from webhooks.models import new_id
+from webhooks.ids import new_id
 
 
 def test_creating_an_endpoint_returns_its_secret_once_and_stores_the_subscription(
