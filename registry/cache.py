@@ -2,10 +2,14 @@
 
 Every change to public data appends an event in the same transaction, so the log's last
 ``seq`` is a version number for everything the public can read: a response built at seq N
-stays right until seq moves. Each anonymous ``GET /api/v1/…`` costs one tiny query to read
-the head; when it has not moved the stored bytes are sent again, and a client that sends
-``If-None-Match`` with the ETag gets a 304. Requests with a token are never cached (they may
-see drafts, held comments or emails).
+stays right until seq moves. Requests with a token are never cached (they may see drafts,
+held comments or emails).
+
+Hits are answered by a WSGI middleware in front of Flask (``CachedReads``): a hit costs a
+look at the head (``registry.events.head``: a number in memory on PostgreSQL, a one-row read
+on SQLite) and a dictionary lookup, with no routing, hooks or serialisation. A client that
+sends ``If-None-Match`` with the ETag gets a 304. A miss goes on to Flask with the head it
+was read at; the response is stored under that seq after it is built.
 
 The head is read before the response is built, so a stored body is never older than the
 seq it is stored under (it can only be newer, which is harmless).
@@ -15,16 +19,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from flask import Flask, Response, g, request
-from sqlalchemy import select
-from sqlmodel import col
+from flask import Flask, Response, request
+from werkzeug.http import parse_etags
 
-from registry.database import engine
-from registry.events.models import LogHead
-
-_HEAD = select(col(LogHead.last_seq)).where(col(LogHead.id) == 1)
+from registry.database import log_head
+from registry.events.head import LogHeadWatch
 
 MAX_ENTRIES = 2048
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -36,7 +39,7 @@ class Entry:
 
     seq: int
     body: bytes
-    mimetype: str
+    content_type: str
     headers: tuple[tuple[str, str], ...]
 
 
@@ -72,15 +75,53 @@ class PublicReadCache:
 
 #: Served from memory already; they do not depend on the database.
 _STATIC = frozenset({"/api/v1/docs", "/api/v1/openapi.json"})
+_PREFIX = "/api/v1/"
+_SEQ_KEY = "daylight.cache_seq"
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def _cacheable_request() -> bool:
-    return (request.method == "GET" and request.path.startswith("/api/v1/")
-            and "Authorization" not in request.headers and request.path not in _STATIC)
+def _cacheable(environ: dict[str, Any]) -> bool:
+    path = environ.get("PATH_INFO", "")
+    return (environ.get("REQUEST_METHOD") == "GET" and path.startswith(_PREFIX)
+            and "HTTP_AUTHORIZATION" not in environ and path not in _STATIC)
+
+
+def _key(environ: dict[str, Any]) -> str:
+    return f"{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
 
 
 def _etag(seq: int) -> str:
     return f'W/"log-{seq}"'
+
+
+class CachedReads:
+    """WSGI middleware: answer anonymous API reads from the cache while the head stays put."""
+
+    def __init__(self, app: WSGIApp, cache: PublicReadCache, head: LogHeadWatch) -> None:
+        self.app = app
+        self.cache = cache
+        self.head = head
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        if not _cacheable(environ):
+            return self.app(environ, start_response)
+        seq = self.head.current()
+        etag = _etag(seq)
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match and parse_etags(if_none_match).contains_weak(etag[3:-1]):
+            start_response("304 Not Modified", [("ETag", etag)])
+            return []
+        entry = self.cache.get(_key(environ), seq)
+        if entry is None:
+            environ[_SEQ_KEY] = seq
+            return self.app(environ, start_response)
+        start_response("200 OK", [("Content-Type", entry.content_type),
+                                  ("Content-Length", str(len(entry.body))),
+                                  *entry.headers])
+        return [entry.body]
 
 
 def init_app(app: Flask) -> None:
@@ -89,27 +130,11 @@ def init_app(app: Flask) -> None:
     app.extensions["daylight.read_cache"] = cache
     if not app.config["READ_CACHE"]:
         return  # DAYLIGHT_READ_CACHE=0: every read goes to the database (benchmarks of it)
-
-    @app.before_request
-    def _serve_cached() -> Response | None:
-        if not _cacheable_request():
-            return None
-        # A bare connection, not an ORM session: this runs on every anonymous API read.
-        with engine(app).connect() as connection:
-            seq = int(connection.execute(_HEAD).scalar() or 0)
-        g._daylight_cache_seq = seq
-        if request.if_none_match.contains_weak(_etag(seq).removeprefix('W/"').rstrip('"')):
-            return Response(status=304, headers={"ETag": _etag(seq)})
-        entry = cache.get(request.full_path, seq)
-        if entry is None:
-            return None
-        response = Response(entry.body, status=200, mimetype=entry.mimetype)
-        response.headers.extend(entry.headers)
-        return response
+    app.wsgi_app = CachedReads(app.wsgi_app, cache, log_head(app))  # type: ignore[method-assign]
 
     @app.after_request
     def _store(response: Response) -> Response:
-        seq = g.pop("_daylight_cache_seq", None)
+        seq = request.environ.get(_SEQ_KEY)
         if seq is None or response.status_code != 200 or response.direct_passthrough:
             return response
         response.headers["ETag"] = _etag(seq)
@@ -119,5 +144,6 @@ def init_app(app: Flask) -> None:
         if len(body) <= MAX_BODY_BYTES:
             kept = tuple((name, value) for name, value in response.headers.items()
                          if name in ("ETag", "Cache-Control", "Content-Disposition"))
-            cache.put(request.full_path, Entry(seq, body, response.mimetype or "", kept))
+            cache.put(_key(request.environ),
+                      Entry(seq, body, response.content_type or "", kept))
         return response

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Flask, Response, current_app, g, request
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from registry.db import make_engine, make_session_factory, reset_write_intent, set_write_intent
+from registry.events.head import APPENDED, LogHeadWatch
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -19,8 +20,16 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def init_app(app: Flask) -> None:
     """Bind an engine to the app (connections open lazily, so this has no side effects)."""
     engine = make_engine(app.config["DATABASE_URL"])
+    sessions = make_session_factory(engine)
+    head = LogHeadWatch(engine)
     app.extensions["daylight.engine"] = engine
-    app.extensions["daylight.sessions"] = make_session_factory(engine)
+    app.extensions["daylight.sessions"] = sessions
+    app.extensions["daylight.log_head"] = head
+
+    @event.listens_for(sessions, "after_commit")
+    def _moved_head(session: Session) -> None:
+        if session.info.pop(APPENDED, False):
+            head.committed()
 
     @app.before_request
     def _declare_intent() -> None:
@@ -72,6 +81,17 @@ def concurrency_problem(exc: Exception) -> Response:
                                 "at the same moment; nothing was saved. Reload and try again.")
     return problem_response(503, "Service unavailable", "The database is busy; nothing was "
                             "saved. Try again shortly.", headers={"Retry-After": "1"})
+
+
+def log_head(app: Flask | None = None) -> LogHeadWatch:
+    """The app's view of the event log's last ``seq`` (``registry.events.head``)."""
+    return (app or current_app).extensions["daylight.log_head"]  # type: ignore[no-any-return]
+
+
+def dispose(app: Flask) -> None:
+    """Stop the log-head listener and close every pooled connection (tests, tools)."""
+    log_head(app).stop()
+    engine(app).dispose()
 
 
 def engine(app: Flask | None = None) -> Engine:

@@ -89,9 +89,9 @@ def app(engine: Engine, clock: FakeClock, app_config: dict[str, Any]) -> Iterato
         with app.app_context(), transaction(app) as session:
             ensure_default_policies(session, now=clock.now())
     yield app
-    from registry.database import engine as app_engine
+    from registry.database import dispose
 
-    app_engine(app).dispose()
+    dispose(app)
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ CHECKS = [
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """One app on SQLite with a little of everything in it, shared by the module's cases."""
     from registry.assessments.services import ensure_default_policies
-    from registry.database import engine, transaction
+    from registry.database import dispose, engine, transaction
     from registry.models import init_schema
 
     folder: Path = tmp_path_factory.mktemp("fuzz")
@@ -62,7 +62,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     with app.app_context(), transaction(app) as session:
         ensure_default_policies(session, now=clock.now())
     yield app
-    engine(app).dispose()
+    dispose(app)
 
 
 @pytest.fixture(scope="module")
