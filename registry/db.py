@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import fcntl
+import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,16 +22,23 @@ from sqlmodel import Session
 _write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_intent", default=True)
 
 
+#: How long a writer waits for its turn on SQLite before giving up (then: 503).
+BUSY_TIMEOUT_SECONDS = 30
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with Daylight's connection settings."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS,
+                          "factory": _SQLiteConnection},
             **kwargs,
         )
-        _configure_sqlite(engine)
+        database = parsed.database
+        _configure_sqlite(engine, WriterQueue(database) if database and database != ":memory:"
+                          and not database.startswith("file:") else None)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -35,21 +46,104 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+class WriterQueue:
+    """Writers to one SQLite file, one at a time, waiting in line rather than polling.
+
+    SQLite takes one writer at a time; the others wait in its busy handler, which sleeps
+    1, 2, 5, 10 … 100 ms between tries and so leaves the database idle while they sleep
+    (under a comment surge the CPU stood 40% idle and the slowest posts waited half a second).
+    Here a write transaction first takes a lock shared by every connection of every process
+    on the file: a thread lock within the process, then ``flock`` on ``FILE-lock`` across
+    processes. Both wake the next writer the moment the lock is released. Readers never
+    take it. A wait longer than the busy timeout fails the way SQLite's would (503).
+    """
+
+    def __init__(self, database: str) -> None:
+        self.path = f"{database}-lock"
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Wait for the turn to write (raises ``sqlite3.OperationalError`` on time-out)."""
+        if not self._thread_lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
+            raise sqlite3.OperationalError("database is locked (waited for another writer)")
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        """Let the next writer in."""
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """A sqlite3 connection that gives up its writer's turn when its transaction ends."""
+
+    writers: WriterQueue | None = None
+    holds_turn = False
+
+    def take_turn(self) -> None:
+        if self.writers is not None and not self.holds_turn:
+            self.writers.acquire()
+            self.holds_turn = True
+
+    def end_turn(self) -> None:
+        if self.holds_turn and self.writers is not None:
+            self.holds_turn = False
+            self.writers.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_turn()
+
+
+def _configure_sqlite(engine: Engine, writers: WriterQueue | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the sqlite3 module so BEGIN is ours to issue.
         dbapi_connection.isolation_level = None
+        dbapi_connection.writers = writers
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+        if not _write_intent.get():
+            connection.exec_driver_sql("BEGIN")
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        dbapi_connection.take_turn()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.end_turn()
+            raise
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

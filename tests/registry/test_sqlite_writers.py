@@ -1,0 +1,89 @@
+"""SQLite writers wait their turn in line (a lock across threads and processes), and a
+transaction always gives its turn back, however it ends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+
+from registry.db import make_engine, read_only
+
+HOLD_LOCK = """
+import fcntl, sys
+fd = open(sys.argv[1], "a+")
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'writers.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE note (n INTEGER)"))
+    yield engine
+    engine.dispose()
+
+
+def write_in_thread(engine: Engine, value: int) -> threading.Event:
+    """Insert ``value`` in a write transaction on another thread; set when committed."""
+    done = threading.Event()
+
+    def run() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO note VALUES (:n)"), {"n": value})
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done
+
+
+def notes(engine: Engine) -> list[int]:
+    with read_only(), engine.connect() as conn:
+        return [row[0] for row in conn.execute(text("SELECT n FROM note ORDER BY n"))]
+
+
+def test_a_second_writer_waits_for_the_first_to_commit(sqlite_engine):
+    with sqlite_engine.begin() as conn:
+        conn.execute(text("INSERT INTO note VALUES (1)"))
+        second = write_in_thread(sqlite_engine, 2)
+        assert not second.wait(0.3)  # still waiting its turn
+        assert notes(sqlite_engine) == []  # readers are never held up
+    assert second.wait(10)
+    assert notes(sqlite_engine) == [1, 2]
+
+
+def test_a_rolled_back_or_failed_transaction_gives_its_turn_back(sqlite_engine):
+    with pytest.raises(RuntimeError), sqlite_engine.begin() as conn:
+        conn.execute(text("INSERT INTO note VALUES (1)"))
+        raise RuntimeError("the request failed")
+    with pytest.raises(OperationalError), sqlite_engine.begin() as conn:
+        conn.execute(text("INSERT INTO missing_table VALUES (1)"))
+    assert write_in_thread(sqlite_engine, 3).wait(10)
+    assert notes(sqlite_engine) == [3]
+
+
+def test_a_writer_in_another_process_holds_the_line(sqlite_engine, tmp_path):
+    lock_file = f"{tmp_path / 'writers.db'}-lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, lock_file],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        waiting = write_in_thread(sqlite_engine, 4)
+        assert not waiting.wait(0.3)  # SQLite alone would not know to wait
+        assert holder.stdin is not None
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert waiting.wait(10)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert notes(sqlite_engine) == [4]
