@@ -32,11 +32,11 @@ from registry.comments.services import (
     get_comment,
     hide_comment,
     list_comments,
-    post_comment,
     public_comment,
     publish_comment,
     summary,
 )
+from registry.comments.writer import comment_writer
 from registry.database import db
 from registry.extensions import limiter
 from registry.reviews.models import Review
@@ -77,10 +77,10 @@ def receipt(comment: Comment, review: Review) -> dict[str, Any]:
 @blp.response(201, CommentReceipt)
 def post(fields: dict[str, Any], review_id: str) -> dict[str, Any]:
     """Comment while the period is open (no account needed). Keep the tracking number."""
-    review = get_review(db(), review_id)
-    comment = post_comment(db(), review, fields,
-                           moderation=current_app.config["COMMENT_MODERATION"],
-                           client=request_client_key(), now=now())
+    # Written by the process's comment writer with the other posts of the moment, in one
+    # transaction (registry.comments.writer); this request opens no session of its own.
+    comment, review = comment_writer().post(review_id, fields, client=request_client_key(),
+                                            now=now())
     return receipt(comment, review)
 
 

@@ -17,13 +17,14 @@ public can read (``registry.cache`` keys its entries by it). Reading it must be 
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
 import time
 from typing import Any
 
-from sqlalchemy import Engine, String, cast, func, select, update
+from sqlalchemy import Engine, Integer, String, bindparam, cast, func, select, update
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
@@ -45,15 +46,18 @@ _HEAD_SQL = "SELECT last_seq FROM event_log_head WHERE id = 1"
 _HEAD = select(col(LogHead.last_seq)).where(col(LogHead.id) == 1)
 
 
+@functools.cache
 def next_seq_statement(dialect: str) -> Any:
-    """The statement that takes the next ``seq`` (``UPDATE … RETURNING`` on the head row).
+    """The statement that takes the next ``:count`` numbers and returns the last of them
+    (``UPDATE … RETURNING`` on the head row).
 
     On PostgreSQL the same statement announces the number on ``daylight_log``: a notice sent
     inside a transaction is delivered only if and when it commits, so no extra round trip and
     no announcement of a number that was rolled back.
     """
     take = (update(LogHead).where(col(LogHead.id) == 1)
-            .values(last_seq=LogHead.last_seq + 1).returning(col(LogHead.last_seq)))
+            .values(last_seq=LogHead.last_seq + bindparam("count", type_=Integer))
+            .returning(col(LogHead.last_seq)))
     if dialect != "postgresql":
         return take
     head = take.cte("head")

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from registry.events.catalog import EVENT_TYPES
 from registry.events.head import APPENDED, next_seq_statement
 from registry.events.models import Event
 from registry.ids import new_id
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event about to be appended."""
+
+    type: str
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any]
+    timestamp: datetime
+    technology_id: str | None = None
 
 
 def append_event(
@@ -24,29 +37,38 @@ def append_event(
     data: dict[str, Any],
     now: datetime,
     technology_id: str | None = None,
-) -> Event:
-    """Append one event in the caller's transaction and return it (flushed, not committed)."""
-    if type not in EVENT_TYPES or EVENT_TYPES[type].public is False:
-        raise ValueError(f"not a public event type: {type}")
+) -> int:
+    """Append one event in the caller's transaction (written, not committed); its ``seq``."""
+    return append_events(session, [NewEvent(type, subject_type, subject_id, data, now,
+                                            technology_id)])[0]
+
+
+def append_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
+    """Append events in the caller's transaction, in order; their ``seq`` numbers.
+
+    The session is flushed first, so the events follow the changes they record.
+    """
+    for event in events:
+        if event.type not in EVENT_TYPES or EVENT_TYPES[event.type].public is False:
+            raise ValueError(f"not a public event type: {event.type}")
+    if not events:
+        return []
+    session.flush()
     # The row lock on the head orders writers (gap-free, committed in order); on PostgreSQL
     # the same statement announces the number at commit (``registry.events.head``). Core on
-    # the session's connection: the ORM's bulk-update path costs more than the update.
+    # the session's connection: the ORM's unit of work costs more than the rows.
     connection = session.connection()
-    seq = connection.execute(next_seq_statement(connection.dialect.name)).scalar_one()
+    last = connection.execute(next_seq_statement(connection.dialect.name),
+                              {"count": len(events)}).scalar_one()
+    first = last - len(events) + 1
+    connection.execute(insert(Event), [
+        {"id": new_id("evt"), "seq": first + offset, "type": event.type,
+         "timestamp": event.timestamp, "subject_type": event.subject_type,
+         "subject_id": event.subject_id, "technology_id": event.technology_id,
+         "data": event.data}
+        for offset, event in enumerate(events)])
     session.info[APPENDED] = True
-    event = Event(
-        id=new_id("evt"),
-        seq=seq,
-        type=type,
-        timestamp=now,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        technology_id=technology_id,
-        data=data,
-    )
-    session.add(event)
-    session.flush()
-    return event
+    return list(range(first, last + 1))
 
 
 def list_events(

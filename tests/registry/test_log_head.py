@@ -107,10 +107,9 @@ def test_a_notice_is_sent_at_commit_and_never_for_a_rollback(app, backend):
             session.close()
             assert list(listener.notifies(timeout=0.3)) == []
             with transaction(app) as session:
-                event = append_event(session, type="policy.published", subject_type="policy",
-                                     subject_id="pol_y", data={},
-                                     now=app.extensions["daylight.clock"].now())
-                seq = event.seq
+                seq = append_event(session, type="policy.published", subject_type="policy",
+                                   subject_id="pol_y", data={},
+                                   now=app.extensions["daylight.clock"].now())
         notices = list(listener.notifies(timeout=2, stop_after=1))
     assert [(n.channel, n.payload) for n in notices] == [(CHANNEL, str(seq))]
 

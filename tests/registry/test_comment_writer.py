@@ -1,0 +1,171 @@
+"""Group commit of comments: posts waiting together share a transaction, and fail alone.
+
+To make a group form at a known moment, the writer's first transaction is held until the
+other posts are queued behind it (a gate on a condition with a deadline, never a sleep).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from registry.comments import services
+from registry.comments.models import Comment, CommenterContact
+from registry.comments.writer import comment_writer
+from registry.database import transaction
+from registry.events.models import Event
+from registry.worker.jobs import run_due_transitions
+from tests.registry.helpers import schedule
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def hold_first_group(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """``hold_first_group(n)``: the writer's first transaction waits until ``n`` more posts
+    are queued, so that they are written together as the second group."""
+    real = services.post_comments
+    state = {"held": False, "behind": 0}
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        if not state["held"]:
+            state["held"] = True
+            writer = comment_writer(app)
+            wait_until(lambda: writer._queue.qsize() >= state["behind"], 10,
+                       "the other posts to queue")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("registry.comments.writer.post_comments", gated)
+
+    def arm(behind: int) -> None:
+        state["behind"] = behind
+
+    return arm
+
+
+def post_all(app: Flask, posts: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Post each ``(review_id, body)`` from its own thread (first one first); responses."""
+    responses: list[Any] = [None] * len(posts)
+
+    def send(index: int) -> None:
+        review_id, body = posts[index]
+        responses[index] = app.test_client().post(
+            f"/api/v1/reviews/{review_id}/comments", json=body)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(posts))]
+    threads[0].start()
+    writer = comment_writer(app)
+    wait_until(lambda: writer.groups >= 1, 10, "the first post to reach the writer")
+    for thread in threads[1:]:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert all(r is not None for r in responses), "a post never answered"
+    return responses
+
+
+def stored(app: Flask) -> dict[str, Any]:
+    with app.app_context(), transaction(app) as session:
+        comments = list(session.execute(select(Comment).order_by(Comment.id)).scalars())
+        contacts = session.execute(select(func.count()).select_from(CommenterContact)
+                                   ).scalar_one()
+        events = list(session.execute(select(Event).where(Event.type == "comment.published")
+                                      .order_by(Event.seq)).scalars())
+    return {"comments": comments, "contacts": contacts, "events": events}
+
+
+def scheduled_review(client, make_technology, token, clock, name: str) -> str:
+    technology = make_technology(submit=True, name=name)
+    response = schedule(client, token("reviewer"), technology["id"],
+                        opens=clock.now() + timedelta(days=1))
+    assert response.status_code == 201
+    return str(response.get_json()["id"])
+
+
+@pytest.fixture
+def review_id(app, client, make_technology, token, clock) -> str:
+    """A review whose comment period is open."""
+    review = scheduled_review(client, make_technology, token, clock, "Cameras")
+    clock.advance(days=1)
+    assert run_due_transitions(app, clock).opened == [review]
+    return review
+
+
+def test_posts_waiting_together_are_stored_in_one_transaction(app, review_id,
+                                                              hold_first_group):
+    hold_first_group(5)
+    responses = post_all(app, [(review_id, {"body": f"Comment {i}", "email": f"r{i}@x.org"})
+                               for i in range(6)])
+    assert [r.status_code for r in responses] == [201] * 6
+    assert comment_writer(app).groups == 2  # the first alone, then the five together
+    rows = stored(app)
+    assert sorted(c.body for c in rows["comments"]) == [f"Comment {i}" for i in range(6)]
+    assert rows["contacts"] == 6
+    # One event per comment, numbered without gaps, each naming its comment.
+    seqs = [e.seq for e in rows["events"]]
+    assert seqs == list(range(seqs[0], seqs[0] + 6))
+    assert {e.subject_id for e in rows["events"]} == {c.id for c in rows["comments"]}
+    receipts = {r.get_json()["tracking_number"] for r in responses}
+    assert receipts == {c.tracking_number for c in rows["comments"]}
+
+
+def test_a_post_that_breaks_a_unique_key_fails_alone(app, review_id, hold_first_group,
+                                                     monkeypatch):
+    real_prepare = services.prepare_comments
+    taken: list[str] = []
+
+    def duplicate_tracking_number(*args: Any, **kwargs: Any) -> Any:
+        prepared = real_prepare(*args, **kwargs)
+        for item in prepared:
+            if "DUPLICATE" in item.row["body"]:
+                item.row["tracking_number"] = taken[0]
+        return prepared
+
+    first = app.test_client().post(f"/api/v1/reviews/{review_id}/comments",
+                                   json={"body": "Already here"})
+    taken.append(first.get_json()["tracking_number"])
+    monkeypatch.setattr(services, "prepare_comments", duplicate_tracking_number)
+    hold_first_group(3)
+    responses = post_all(app, [(review_id, {"body": body}) for body in
+                               ("Opening post", "Fine one", "DUPLICATE", "Fine two")])
+    assert [r.status_code for r in responses] == [201, 201, 409, 201]
+    assert responses[2].mimetype == "application/problem+json"
+    rows = stored(app)
+    assert sorted(c.body for c in rows["comments"]) == [
+        "Already here", "Fine one", "Fine two", "Opening post"]
+    assert rows["contacts"] == 4  # nothing half-written for the refused post
+    assert len(rows["events"]) == 4
+
+
+def test_a_post_to_a_closed_period_is_refused_while_its_group_is_stored(
+        app, client, review_id, make_technology, token, clock, hold_first_group):
+    scheduled = scheduled_review(client, make_technology, token, clock, "Drones")
+    hold_first_group(2)
+    responses = post_all(app, [(review_id, {"body": "First"}),
+                               (scheduled, {"body": "Too early"}),
+                               (review_id, {"body": "Second"})])
+    assert [r.status_code for r in responses] == [201, 409, 201]
+    assert "has not opened yet" in responses[1].get_json()["detail"]
+    assert sorted(c.body for c in stored(app)["comments"]) == ["First", "Second"]
+
+
+def test_an_unknown_review_is_a_404_and_the_writer_carries_on(app, review_id):
+    client = app.test_client()
+    missing = client.post("/api/v1/reviews/rev_missing/comments", json={"body": "Hello"})
+    assert missing.status_code == 404
+    assert client.post(f"/api/v1/reviews/{review_id}/comments",
+                       json={"body": "Hello"}).status_code == 201
+
