@@ -4,7 +4,9 @@ Daylight runs under gunicorn with the Procfile's settings beside its worker proc
 the per-client comment limit lifted (``DAYLIGHT_COMMENT_RATE_LIMIT``: every request comes
 from 127.0.0.1); every connection posts to one open review. The baseline is a bare Flask
 ``POST`` endpoint that parses the JSON body and answers 201, under the same gunicorn
-settings and the same closed-loop generator; rounds alternate. Afterwards the comments
+settings and the same closed-loop generator; rounds alternate. A second reference, not the
+goal, is the same bare endpoint storing each comment as one row with a commit, in the same
+database (the least a durable endpoint must do). Afterwards the comments
 stored (and their ``comment.published`` events) must equal the 201s received: a request
 whose answer was lost is counted as an error and reported, never retried.
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from bench.baseline_app import BARE_TABLE
 from bench.common import (
     Database,
     Deployment,
@@ -110,14 +113,19 @@ def main() -> None:
         review_id = open_review(app)
         from registry.database import engine
 
+        with engine(app).begin() as conn:
+            conn.execute(text(f"CREATE TABLE {BARE_TABLE} (id VARCHAR(40) PRIMARY KEY, "
+                              "body TEXT NOT NULL)"))
         engine(app).dispose()
         deployment = Deployment(database, folder, shape="gunicorn",
                                 env_extra={"DAYLIGHT_COMMENT_RATE_LIMIT": "1000000 per minute"})
         base_port = free_port()
         bare = Proc("bare-post", gunicorn_args("bench.baseline_app:create_app()", base_port),
-                    process_env(database.url), folder / "bare-post.log")
+                    process_env(database.url, BASELINE_DATABASE_URL=database.url),
+                    folder / "bare-post.log")
         daylight: list[LoadResult] = []
         baseline: list[LoadResult] = []
+        durable: list[LoadResult] = []
         with deployment:
             deployment.start()
             bare.start()
@@ -125,9 +133,13 @@ def main() -> None:
                 wait_healthy(f"http://127.0.0.1:{base_port}")
                 ours = comment_targets(f"/api/v1/reviews/{review_id}/comments")
                 theirs = comment_targets("/comments")
+                stored_theirs = comment_targets("/comments/stored")
                 for _ in range(rounds):
                     baseline.append(run_load(base_port, theirs, connections=args.connections,
                                              duration=args.seconds))
+                    durable.append(run_load(base_port, stored_theirs,
+                                            connections=args.connections,
+                                            duration=args.seconds))
                     daylight.append(run_load(deployment.port, ours,
                                              connections=args.connections,
                                              duration=args.seconds))
@@ -138,12 +150,14 @@ def main() -> None:
                                   {"r": review_id}).scalar_one()
             events = conn.execute(text("SELECT count(*) FROM event WHERE type = "
                                        "'comment.published'")).scalar_one()
+            bare_stored = conn.execute(text(f"SELECT count(*) FROM {BARE_TABLE}")).scalar_one()
         engine(app).dispose()
     accepted = sum(r.statuses[201] for r in daylight)
     unanswered = sum(r.errors for r in daylight)
     refused = sum(r.requests - r.statuses[201] for r in daylight)
     rate = median([r.rps for r in daylight])
     base = median([r.rps for r in baseline])
+    durable_rate = median([r.rps for r in durable])
     latencies = [x for r in daylight for x in r.latencies]
     nothing_lost = stored == accepted == events
     write_result("comment_surge", {
@@ -160,7 +174,14 @@ def main() -> None:
         "baseline": {"what": "bare Flask POST that parses the JSON and answers 201, same "
                              "gunicorn settings", "posts_per_second_median": round(base, 1),
                      "rounds": [r.summary() for r in baseline]},
+        "durable_baseline": {
+            "what": "bare Flask POST that parses the JSON, inserts one row and commits, same "
+                    "gunicorn settings and database (a reference, not the goal)",
+            "posts_per_second_median": round(durable_rate, 1),
+            "accepted_201": sum(r.statuses[201] for r in durable), "stored": bare_stored,
+            "rounds": [r.summary() for r in durable]},
         "ratio": ratio(rate, base),
+        "ratio_to_durable_baseline": ratio(rate, durable_rate),
         "goal": f">= {GOAL_RATIO}x the baseline's posts per second; stored == accepted",
         "nothing_lost": nothing_lost,
         "pass": bool(ratio(rate, base) >= GOAL_RATIO and nothing_lost and refused == 0),
