@@ -28,6 +28,14 @@ class NewEvent:
     technology_id: str | None = None
 
 
+@dataclass(frozen=True)
+class AppendedEvent:
+    """Where an appended event stands in the log."""
+
+    id: str
+    seq: int
+
+
 def append_event(
     session: Session,
     *,
@@ -37,14 +45,14 @@ def append_event(
     data: dict[str, Any],
     now: datetime,
     technology_id: str | None = None,
-) -> int:
-    """Append one event in the caller's transaction (written, not committed); its ``seq``."""
+) -> AppendedEvent:
+    """Append one event in the caller's transaction (written, not committed)."""
     return append_events(session, [NewEvent(type, subject_type, subject_id, data, now,
                                             technology_id)])[0]
 
 
-def append_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
-    """Append events in the caller's transaction, in order; their ``seq`` numbers.
+def append_events(session: Session, events: Sequence[NewEvent]) -> list[AppendedEvent]:
+    """Append events in the caller's transaction, in order.
 
     The session is flushed first, so the events follow the changes they record.
     """
@@ -60,15 +68,15 @@ def append_events(session: Session, events: Sequence[NewEvent]) -> list[int]:
     connection = session.connection()
     last = connection.execute(next_seq_statement(connection.dialect.name),
                               {"count": len(events)}).scalar_one()
-    first = last - len(events) + 1
+    appended = [AppendedEvent(new_id("evt"), seq)
+                for seq in range(last - len(events) + 1, last + 1)]
     connection.execute(insert(Event), [
-        {"id": new_id("evt"), "seq": first + offset, "type": event.type,
-         "timestamp": event.timestamp, "subject_type": event.subject_type,
-         "subject_id": event.subject_id, "technology_id": event.technology_id,
-         "data": event.data}
-        for offset, event in enumerate(events)])
+        {"id": where.id, "seq": where.seq, "type": event.type, "timestamp": event.timestamp,
+         "subject_type": event.subject_type, "subject_id": event.subject_id,
+         "technology_id": event.technology_id, "data": event.data}
+        for where, event in zip(appended, events, strict=True)])
     session.info[APPENDED] = True
-    return list(range(first, last + 1))
+    return appended
 
 
 def list_events(

@@ -109,7 +109,7 @@ def test_a_notice_is_sent_at_commit_and_never_for_a_rollback(app, backend):
             with transaction(app) as session:
                 seq = append_event(session, type="policy.published", subject_type="policy",
                                    subject_id="pol_y", data={},
-                                   now=app.extensions["daylight.clock"].now())
+                                   now=app.extensions["daylight.clock"].now()).seq
         notices = list(listener.notifies(timeout=2, stop_after=1))
     assert [(n.channel, n.payload) for n in notices] == [(CHANNEL, str(seq))]
 
