@@ -7,6 +7,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,8 +38,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             **kwargs,
         )
         database = parsed.database
-        _configure_sqlite(engine, WriterQueue(database) if database and database != ":memory:"
-                          and not database.startswith("file:") else None)
+        _configure_sqlite(engine, WriterQueue.for_file(database) if database
+                          and database != ":memory:" and not database.startswith("file:")
+                          else None)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -56,21 +58,43 @@ class WriterQueue:
     on the file: a thread lock within the process, then ``flock`` on ``FILE-lock`` across
     processes. Both wake the next writer the moment the lock is released. Readers never
     take it. A wait longer than the busy timeout fails the way SQLite's would (503).
+
+    There is one queue per file and process, whatever the number of engines on it, so that
+    writers of one process always meet at the thread lock, whose wait has that time limit.
     """
+
+    _queues: weakref.WeakValueDictionary[str, WriterQueue] = weakref.WeakValueDictionary()
+    _queues_lock = threading.Lock()
 
     def __init__(self, database: str) -> None:
         self.path = f"{database}-lock"
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
 
+    @classmethod
+    def for_file(cls, database: str) -> WriterQueue:
+        """The process's queue for the SQLite file ``database``."""
+        key = os.path.realpath(database)
+        with cls._queues_lock:
+            queue = cls._queues.get(key)
+            if queue is None:
+                queue = cls._queues[key] = cls(database)
+            return queue
+
     def acquire(self) -> None:
         """Wait for the turn to write (raises ``sqlite3.OperationalError`` on time-out)."""
         if not self._thread_lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
             raise sqlite3.OperationalError("database is locked (waited for another writer)")
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+            # Opened for each turn and closed after it (closing releases the lock): no
+            # descriptor outlives the transaction.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
         except BaseException:
             self._thread_lock.release()
             raise
@@ -79,7 +103,8 @@ class WriterQueue:
         """Let the next writer in."""
         try:
             if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fd, self._fd = self._fd, None
+                os.close(fd)
         finally:
             self._thread_lock.release()
 

@@ -87,3 +87,16 @@ def test_a_writer_in_another_process_holds_the_line(sqlite_engine, tmp_path):
         holder.kill()
         holder.wait(timeout=10)
     assert notes(sqlite_engine) == [4]
+
+
+def test_engines_on_one_file_share_the_line(sqlite_engine, tmp_path):
+    other = make_engine(f"sqlite:///{tmp_path / 'writers.db'}")
+    try:
+        with sqlite_engine.begin() as conn:
+            conn.execute(text("INSERT INTO note VALUES (5)"))
+            waiting = write_in_thread(other, 6)
+            assert not waiting.wait(0.3)
+        assert waiting.wait(10)
+    finally:
+        other.dispose()
+    assert notes(sqlite_engine) == [5, 6]
