@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 
@@ -41,3 +44,12 @@ def schedule(client: FlaskClient, headers: dict[str, str], technology_id: str, *
         body["override_reason"] = override_reason
     return client.post(f"/api/v1/technologies/{technology_id}/reviews", json=body,
                        headers=headers)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` (every 5 ms) until it holds, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)

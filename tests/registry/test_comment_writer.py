@@ -7,7 +7,6 @@ other posts are queued behind it (a gate on a condition with a deadline, never a
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -22,15 +21,7 @@ from registry.comments.writer import comment_writer
 from registry.database import transaction
 from registry.events.models import Event
 from registry.worker.jobs import run_due_transitions
-from tests.registry.helpers import schedule
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
+from tests.registry.helpers import schedule, wait_until
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ engine, pool and log-head watcher, and shares nothing in memory with the first.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,18 +15,10 @@ from sqlalchemy import text
 
 from registry import create_app
 from registry.database import dispose, log_head, transaction
-from registry.events.head import CHANNEL, LISTENER_NAME, RESYNC_SECONDS
+from registry.events.head import CHANNEL, LISTENER_NAME, RESYNC_SECONDS, LogHeadWatch
 from registry.events.services import append_event
 from tests.conftest import postgres_only, technology_fields
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` (every 10 ms) until it holds, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+from tests.registry.helpers import wait_until
 
 
 @pytest.fixture
@@ -49,6 +40,15 @@ def names(client: Any) -> list[str]:
 def database_head(app: Flask) -> int:
     with app.app_context(), transaction(app) as session:
         return int(session.execute(text("SELECT last_seq FROM event_log_head")).scalar_one())
+
+
+def listening(app: Flask, client: Any, make_technology: Any) -> LogHeadWatch:
+    """One public technology, read once (which starts the listener), with the listener up."""
+    make_technology(submit=True, name="Cameras")
+    assert names(client) == ["Cameras"]
+    head = log_head(app)
+    wait_until(lambda: head.live, 10, "the log-head listener to connect")
+    return head
 
 
 def submit_elsewhere(other: Flask, staff: dict[str, str], name: str) -> None:
@@ -80,10 +80,7 @@ def test_a_change_made_by_another_process_shows_in_cached_reads(
 @postgres_only
 def test_the_head_is_kept_in_memory_from_notices(app, client, staff, make_technology,
                                                  other_process):
-    make_technology(submit=True, name="Cameras")
-    names(client)
-    head = log_head(app)
-    wait_until(lambda: head.live, 10, "the log-head listener to connect")
+    head = listening(app, client, make_technology)
     before = head.current()
     submit_elsewhere(other_process, staff, "Drones")
     after = database_head(app)
@@ -117,10 +114,7 @@ def test_a_notice_is_sent_at_commit_and_never_for_a_rollback(app, backend):
 @postgres_only
 def test_reads_stay_right_while_the_listener_reconnects(app, client, staff, make_technology,
                                                         other_process):
-    make_technology(submit=True, name="Cameras")
-    names(client)
-    head = log_head(app)
-    wait_until(lambda: head.live, 10, "the log-head listener to connect")
+    head = listening(app, client, make_technology)
     with app.app_context(), transaction(app) as session:
         killed = session.execute(text(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
