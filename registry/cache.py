@@ -92,8 +92,12 @@ def _key(environ: dict[str, Any]) -> str:
     return f"{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
 
 
+def _opaque(seq: int) -> str:
+    return f"log-{seq}"
+
+
 def _etag(seq: int) -> str:
-    return f'W/"log-{seq}"'
+    return f'W/"{_opaque(seq)}"'
 
 
 class CachedReads:
@@ -108,11 +112,13 @@ class CachedReads:
                  ) -> Iterable[bytes]:
         if not _cacheable(environ):
             return self.app(environ, start_response)
-        seq = self.head.current()
-        etag = _etag(seq)
+        try:
+            seq = self.head.current()
+        except Exception:  # noqa: BLE001 — the database is unwell: let Flask answer (503)
+            return self.app(environ, start_response)
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        if if_none_match and parse_etags(if_none_match).contains_weak(etag[3:-1]):
-            start_response("304 Not Modified", [("ETag", etag)])
+        if if_none_match and parse_etags(if_none_match).contains_weak(_opaque(seq)):
+            start_response("304 Not Modified", [("ETag", _etag(seq))])
             return []
         entry = self.cache.get(_key(environ), seq)
         if entry is None:

@@ -117,7 +117,11 @@ def post_comment(
     session: Session, review: Review, fields: Mapping[str, Any], *, moderation: str,
     client: str | None, now: datetime,
 ) -> Comment:
-    """Take a resident's comment. Published at once under post-moderation, else held."""
+    """Take a resident's comment. Published at once under post-moderation, else held.
+
+    The comment returned is written but not attached to the session: to change it later in
+    the same transaction, load it with ``get_comment``.
+    """
     require_open(review, now)
     return post_comments(session, [NewComment(review, fields, client, now)],
                          moderation=moderation)[0]
@@ -125,8 +129,8 @@ def post_comment(
 
 @dataclass(frozen=True)
 class PreparedComment:
-    """A comment's rows, built before any lock is taken: the comment (returned to its
-    author), its private contact row, and its event when published at once."""
+    """A comment's rows: the comment (returned to its author), its private contact row,
+    and its event when published at once."""
 
     comment: Comment
     row: dict[str, Any]
@@ -145,8 +149,8 @@ def post_comments(session: Session, posts: Sequence[NewComment], *,
 
 def prepare_comments(posts: Sequence[NewComment], *,
                      moderation: str) -> list[PreparedComment]:
-    """Build the rows of comments to store (no database: the writer does this before it
-    takes the write lock). Published at once under post-moderation, else held."""
+    """Build the rows of comments to store (no database). Published at once under
+    post-moderation, else held."""
     published = moderation == "post"
     prepared = []
     for post in posts:

@@ -53,3 +53,21 @@ def test_queries_are_cached_apart(client, make_technology):
     names = {q: [t["name"] for t in client.get(f"/api/v1/technologies?in_use={q}")
                  .get_json()["items"]] for q in ("true", "false")}
     assert names == {"true": ["Cameras"], "false": ["Drones"]}
+
+
+def test_a_read_is_answered_by_the_app_when_the_head_cannot_be_read(app, client, monkeypatch,
+                                                                     make_technology):
+    from sqlalchemy.exc import OperationalError
+
+    from registry.database import log_head
+
+    make_technology(submit=True, name="Drones")
+
+    def unreachable() -> int:
+        raise OperationalError("SELECT last_seq", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(log_head(app), "current", unreachable)
+    response = client.get("/api/v1/technologies")
+    assert response.status_code == 200
+    assert [t["name"] for t in response.get_json()["items"]] == ["Drones"]
+    assert "ETag" not in response.headers  # built by the app, not stored under any seq
