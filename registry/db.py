@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
@@ -82,9 +83,12 @@ class WriterQueue:
             return queue
 
     def acquire(self) -> None:
-        """Wait for the turn to write (raises ``sqlite3.OperationalError`` on time-out)."""
+        """Wait for the turn to write (raises ``OperationalError`` on time-out)."""
         if not self._thread_lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
-            raise sqlite3.OperationalError("database is locked (waited for another writer)")
+            # The same error SQLite gives after its busy timeout, so it is answered alike
+            # (503 with Retry-After).
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                "database is locked (waited for another writer)"))
         try:
             # Opened for each turn and closed after it (closing releases the lock): no
             # descriptor outlives the transaction.

@@ -156,10 +156,11 @@ class LogHeadWatch:
         while not self._stop.is_set():
             try:
                 self._listen()
-                delay = 0.5
             except Exception:  # noqa: BLE001 — any failure: fall back to queries, reconnect
                 log.warning("log head listener lost its connection; reconnecting",
                             exc_info=True)
+                if self._live:
+                    delay = 0.5  # it was working until now: try again soon
             self._live = False
             self._stop.wait(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
@@ -169,7 +170,7 @@ class LogHeadWatch:
 
         conninfo = self._url.set(drivername="postgresql").render_as_string(
             hide_password=False)
-        with psycopg.connect(conninfo, autocommit=True,
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5,
                              application_name=LISTENER_NAME) as connection:
             # LISTEN before reading the head: a commit in between is then both read and
             # announced, never missed.

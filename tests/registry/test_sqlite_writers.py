@@ -100,3 +100,19 @@ def test_engines_on_one_file_share_the_line(sqlite_engine, tmp_path):
     finally:
         other.dispose()
     assert notes(sqlite_engine) == [5, 6]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_writer_kept_waiting_too_long_gets_a_503_and_nothing_is_saved(
+        app, client, staff, monkeypatch):
+    from registry.database import engine
+    from tests.conftest import technology_fields
+
+    monkeypatch.setattr("registry.db.BUSY_TIMEOUT_SECONDS", 0.2)
+    with engine(app).begin() as conn:  # another writer holds its turn throughout
+        conn.execute(text("SELECT 1"))
+        response = client.post("/api/v1/technologies", json=technology_fields(), headers=staff)
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "1"
+    assert client.get("/api/v1/technologies", headers=staff).get_json()["items"] == []
