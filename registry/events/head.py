@@ -22,6 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, Integer, String, bindparam, cast, func, select, update
@@ -81,6 +82,7 @@ class LogHeadWatch:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._local = threading.local()
+        self._on_notice: Callable[[int], None] | None = None
 
     @property
     def live(self) -> bool:
@@ -103,6 +105,15 @@ class LogHeadWatch:
         if self._backend == "sqlite" and self._url.database not in (None, "", ":memory:"):
             return self._sqlite_head()
         return self._query()
+
+    def listen(self, on_notice: Callable[[int], None]) -> bool:
+        """Call ``on_notice(seq)`` on the listener thread for each ``seq`` announced from
+        now on (PostgreSQL); False where the database announces nothing (SQLite)."""
+        if self._backend != "postgresql":
+            return False
+        self._on_notice = on_notice
+        self._ensure_listener()
+        return True
 
     def committed(self) -> None:
         """A transaction of this process that appended an event has committed."""
@@ -180,7 +191,10 @@ class LogHeadWatch:
             resync_at = time.monotonic() + RESYNC_SECONDS
             while not self._stop.is_set():
                 for notice in connection.notifies(timeout=WAIT_SECONDS):
-                    self.advance(int(notice.payload))
+                    seq = int(notice.payload)
+                    self.advance(seq)
+                    if self._on_notice is not None:
+                        self._on_notice(seq)
                 if time.monotonic() >= resync_at:
                     self._resync(connection)
                     resync_at = time.monotonic() + RESYNC_SECONDS

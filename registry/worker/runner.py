@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from registry.clock import Clock
-from registry.database import session_factory, transaction
+from registry.database import log_head, session_factory, transaction
 from registry.reviews.services import upcoming_transition_times
 from registry.worker.jobs import fan_out_new_events, purge_personal_data, run_due_transitions
 from webhooks import DeliveryEngine
@@ -48,6 +48,10 @@ class Worker:
         self._timers: set[str] = set()
         self._timers_lock = threading.Lock()
         self._follow_lock = threading.Lock()
+        # Set by the log's notices (PostgreSQL): follow now rather than at the next poll.
+        self._log_moved = threading.Event()
+        self._stopping = threading.Event()
+        self._waker: threading.Thread | None = None
 
     # --- the jobs ------------------------------------------------------------------------
 
@@ -118,9 +122,27 @@ class Worker:
             next_run_time=datetime.now(UTC) + timedelta(seconds=5))
         self.scheduler.start()
         self.resync_timers()
+        if log_head(self.app).listen(lambda _seq: self._log_moved.set()):
+            self._waker = threading.Thread(target=self._follow_when_the_log_moves,
+                                           name="daylight-follow-on-notice", daemon=True)
+            self._waker.start()
+
+    def _follow_when_the_log_moves(self) -> None:
+        # Notices that arrive while a pass runs are folded into the next one.
+        while not self._stopping.is_set():
+            if self._log_moved.wait(timeout=1.0) and not self._stopping.is_set():
+                self._log_moved.clear()
+                try:
+                    self.follow()
+                except Exception:  # noqa: BLE001 — the poll retries; keep listening
+                    log.exception("following the log on a notice failed")
 
     def stop(self) -> None:
         """Stop ticking and let sends in flight finish."""
+        self._stopping.set()
+        self._log_moved.set()
+        if self._waker is not None:
+            self._waker.join(timeout=30)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.engine.shutdown(wait=True)

@@ -282,3 +282,19 @@ def test_a_worker_started_after_the_opening_time_opens_at_once(app, client, toke
         assert event["timestamp"] == clock.now().isoformat()
     finally:
         late.stop()
+
+
+@postgres_only
+def test_on_postgresql_the_worker_follows_the_log_on_its_notice_not_its_poll(
+        backend, app, client, token, make_technology, receiver, monkeypatch):
+    # With the poll an hour apart, only the log's notice can make the worker follow.
+    monkeypatch.setattr("registry.worker.runner.POLL_SECONDS", 3600)
+    subscribe(client, token("partner"), receiver.url("/submitted"), ["technology.submitted"])
+    worker = Worker(app)
+    worker.start()
+    try:
+        technology = make_technology(submit=True, name="Drones")
+        [request] = receiver.wait_for(1, path="/submitted", timeout=10)
+    finally:
+        worker.stop()
+    assert json.loads(request.body)["data"]["technology"]["id"] == technology["id"]
