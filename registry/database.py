@@ -25,6 +25,8 @@ def init_app(app: Flask) -> None:
     app.extensions["daylight.engine"] = engine
     app.extensions["daylight.sessions"] = sessions
     app.extensions["daylight.log_head"] = head
+    # Stopped by ``dispose``: threads that hold connections of their own (``stop()``).
+    app.extensions["daylight.on_dispose"] = []
 
     @event.listens_for(sessions, "after_commit")
     def _moved_head(session: Session) -> None:
@@ -89,7 +91,10 @@ def log_head(app: Flask | None = None) -> LogHeadWatch:
 
 
 def dispose(app: Flask) -> None:
-    """Stop the log-head listener and close every pooled connection (tests, tools)."""
+    """Stop the log-head listener and the app's other threads that hold connections (the
+    comment writer), then close every pooled connection (tests, tools)."""
+    for stop in app.extensions["daylight.on_dispose"]:
+        stop()
     log_head(app).stop()
     engine(app).dispose()
 

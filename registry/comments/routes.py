@@ -23,6 +23,8 @@ from registry.comments.schemas import (
     SummaryOut,
 )
 from registry.comments.services import (
+    PostedComment,
+    ReviewPeriod,
     client_key,
     comment_url,
     comments_csv,
@@ -39,7 +41,6 @@ from registry.comments.services import (
 from registry.comments.writer import comment_writer
 from registry.database import db
 from registry.extensions import limiter
-from registry.reviews.models import Review
 from registry.reviews.services import get_review
 
 blp = Blueprint("comments", __name__, url_prefix="/api/v1",
@@ -63,7 +64,7 @@ comment_limit = limiter.shared_limit(comment_rate_limit, scope="comments",
                                      key_func=request_client_key, methods=["POST"])
 
 
-def receipt(comment: Comment, review: Review) -> dict[str, Any]:
+def receipt(comment: Comment | PostedComment, review: ReviewPeriod) -> dict[str, Any]:
     """The author's receipt."""
     return {"id": comment.id, "tracking_number": comment.tracking_number,
             "status": comment.status, "review_id": review.id,

@@ -9,18 +9,25 @@ import io
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from defusedcsv import csv as safe_csv
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlmodel import Session, col
 
 from registry.comments.models import Comment, CommenterContact, CommentFlag, CommentStatus
 from registry.errors import Conflict, NotFound
-from registry.events.services import NewEvent, append_event, append_events
+from registry.events.head import APPENDED
+from registry.events.services import (
+    NewEvent,
+    append_event,
+    append_events,
+    append_events_on,
+)
 from registry.ids import new_id
 from registry.reviews.models import Review, ReviewStatus
 from registry.urls import technology_page
@@ -55,7 +62,68 @@ def _tracking_number() -> str:
     return f"DL-{chars[:4]}-{chars[4:]}"
 
 
-def comment_url(comment: Comment, review: Review) -> str:
+class ReviewPeriod(Protocol):
+    """What posting a comment needs of its review: a ``Review``, or the ``ReviewWindow``
+    the comment writer reads without the ORM."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def technology_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def comment_opens_at(self) -> datetime: ...
+    @property
+    def comment_closes_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class ReviewWindow:
+    """A review's comment period as read in a writing transaction (no ORM object)."""
+
+    id: str
+    technology_id: str
+    status: str
+    comment_opens_at: datetime
+    comment_closes_at: datetime
+
+
+# Built once: under a surge, building a statement costs as much as running it.
+_WINDOWS = select(col(Review.id), col(Review.technology_id), col(Review.status),
+                  col(Review.comment_opens_at), col(Review.comment_closes_at)
+                  ).where(col(Review.id).in_(bindparam("ids", expanding=True)))
+_INSERT_COMMENTS = insert(Comment)
+_INSERT_CONTACTS = insert(CommenterContact)
+
+
+def review_windows(connection: Connection, review_ids: Collection[str]) -> dict[str, ReviewWindow]:
+    """The comment periods of ``review_ids`` that exist, by id, read on ``connection``."""
+    rows = connection.execute(_WINDOWS, {"ids": list(review_ids)})
+    return {row[0]: ReviewWindow(*row) for row in rows}
+
+
+@dataclass(frozen=True)
+class PostedComment:
+    """A comment just stored, as its author's receipt and its event show it."""
+
+    id: str
+    review_id: str
+    tracking_number: str
+    status: str
+    body: str
+    display_name: str
+    neighborhood: str | None
+    position: str | None
+    published_at: datetime | None
+    created_at: datetime
+    hidden_reason: str | None = None
+
+
+_POSTED_FIELDS = tuple(field.name for field in dataclass_fields(PostedComment))
+
+
+def comment_url(comment: Comment | PostedComment, review: ReviewPeriod) -> str:
     """The comment's place on the technology page."""
     return f"{technology_page(review.technology_id)}#comment-{comment.id}"
 
@@ -76,18 +144,18 @@ def public_comment(comment: Comment, review: Review) -> dict[str, Any]:
             "position": comment.position, "body": comment.body, "hidden_reason": None}
 
 
-def _event_comment(comment: Comment, review: Review) -> dict[str, Any]:
+def _event_comment(comment: Comment | PostedComment, review: ReviewPeriod) -> dict[str, Any]:
     return {"id": comment.id, "review_id": comment.review_id,
             "url": comment_url(comment, review), "display_name": comment.display_name,
             "neighborhood": comment.neighborhood, "position": comment.position,
             "body": comment.body, "published_at": _iso(comment.published_at)}
 
 
-def _review_ref(review: Review) -> dict[str, Any]:
+def _review_ref(review: ReviewPeriod) -> dict[str, Any]:
     return {"id": review.id, "url": f"{technology_page(review.technology_id)}#review-{review.id}"}
 
 
-def require_open(review: Review, now: datetime) -> None:
+def require_open(review: ReviewPeriod, now: datetime) -> None:
     """Comments are accepted only while the period is open; otherwise say when it was or is."""
     if review.status == ReviewStatus.OPEN.value and now < review.comment_closes_at:
         return
@@ -107,7 +175,7 @@ def require_open(review: Review, now: datetime) -> None:
 class NewComment:
     """A resident's validated comment, on its way to being stored."""
 
-    review: Review
+    review: ReviewPeriod
     fields: Mapping[str, Any]
     client: str | None  # the keyed hash of the client's address
     now: datetime
@@ -116,11 +184,10 @@ class NewComment:
 def post_comment(
     session: Session, review: Review, fields: Mapping[str, Any], *, moderation: str,
     client: str | None, now: datetime,
-) -> Comment:
+) -> PostedComment:
     """Take a resident's comment. Published at once under post-moderation, else held.
 
-    The comment returned is written but not attached to the session: to change it later in
-    the same transaction, load it with ``get_comment``.
+    To change the comment later in the same transaction, load it with ``get_comment``.
     """
     require_open(review, now)
     return post_comments(session, [NewComment(review, fields, client, now)],
@@ -132,18 +199,21 @@ class PreparedComment:
     """A comment's rows: the comment (returned to its author), its private contact row,
     and its event when published at once."""
 
-    comment: Comment
+    comment: PostedComment
     row: dict[str, Any]
     contact: dict[str, Any]
     event: NewEvent | None
 
 
 def post_comments(session: Session, posts: Sequence[NewComment], *,
-                  moderation: str) -> list[Comment]:
+                  moderation: str) -> list[PostedComment]:
     """Store comments whose periods the caller found open (``require_open``), with their
     private contact rows and, when published at once, their events; all or none."""
     prepared = prepare_comments(posts, moderation=moderation)
-    store_comments(session, prepared)
+    if prepared:
+        session.flush()  # anything the caller changed before goes first
+        if store_comments(session.connection(), prepared):
+            session.info[APPENDED] = True
     return [item.comment for item in prepared]
 
 
@@ -168,8 +238,8 @@ def prepare_comments(posts: Sequence[NewComment], *,
             "flag_count": 0, "hidden_reason": None, "hidden_at": None,
             "published_at": post.now if published else None, "created_at": post.now,
         }
-        comment = Comment(**row)
-        contact = {"comment_id": row["id"], "client_key": post.client,
+        comment = PostedComment(**{name: row[name] for name in _POSTED_FIELDS})
+        contact = {"comment_id": comment.id, "client_key": post.client,
                    "email": (post.fields.get("email") or "").strip() or None,
                    "created_at": post.now}
         event = _published_event(comment, post.review, post.now) if published else None
@@ -177,22 +247,23 @@ def prepare_comments(posts: Sequence[NewComment], *,
     return prepared
 
 
-def store_comments(session: Session, prepared: Sequence[PreparedComment]) -> None:
-    """Insert prepared comments, their contact rows and events in the caller's transaction.
+def store_comments(connection: Connection, prepared: Sequence[PreparedComment]) -> bool:
+    """Insert prepared comments, their contact rows and events in ``connection``'s
+    transaction; True if events were appended (the commit then moves the log's head).
 
     Core inserts, several rows a statement: a comment surge is the heaviest write Daylight
     takes, and the ORM's unit of work costs more than the rows themselves.
     """
     if not prepared:
-        return
-    session.flush()  # anything the caller changed before goes first
-    connection = session.connection()
-    connection.execute(insert(Comment), [item.row for item in prepared])
-    connection.execute(insert(CommenterContact), [item.contact for item in prepared])
-    append_events(session, [item.event for item in prepared if item.event is not None])
+        return False
+    connection.execute(_INSERT_COMMENTS, [item.row for item in prepared])
+    connection.execute(_INSERT_CONTACTS, [item.contact for item in prepared])
+    return bool(append_events_on(
+        connection, [item.event for item in prepared if item.event is not None]))
 
 
-def _published_event(comment: Comment, review: Review, now: datetime) -> NewEvent:
+def _published_event(comment: Comment | PostedComment, review: ReviewPeriod,
+                     now: datetime) -> NewEvent:
     return NewEvent(type="comment.published", subject_type="comment", subject_id=comment.id,
                     technology_id=review.technology_id, timestamp=now,
                     data={"comment": _event_comment(comment, review),

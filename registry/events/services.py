@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlmodel import Session
 
 from registry.events.catalog import EVENT_TYPES
@@ -56,26 +56,40 @@ def append_events(session: Session, events: Sequence[NewEvent]) -> list[Appended
 
     The session is flushed first, so the events follow the changes they record.
     """
+    if not events:
+        return []
+    session.flush()
+    # Core on the session's connection: the ORM's unit of work costs more than the rows.
+    appended = append_events_on(session.connection(), events)
+    session.info[APPENDED] = True
+    return appended
+
+
+_INSERT_EVENTS = insert(Event)
+
+
+def append_events_on(connection: Connection, events: Sequence[NewEvent]) -> list[AppendedEvent]:
+    """Append events in ``connection``'s transaction, in order (Core, no session).
+
+    The caller tells ``log_head(app).committed()`` once the transaction has committed, as
+    a session's commit does by itself.
+    """
     for event in events:
         if event.type not in EVENT_TYPES or EVENT_TYPES[event.type].public is False:
             raise ValueError(f"not a public event type: {event.type}")
     if not events:
         return []
-    session.flush()
     # The row lock on the head orders writers (gap-free, committed in order); on PostgreSQL
-    # the same statement announces the number at commit (``registry.events.head``). Core on
-    # the session's connection: the ORM's unit of work costs more than the rows.
-    connection = session.connection()
+    # the same statement announces the number at commit (``registry.events.head``).
     last = connection.execute(next_seq_statement(connection.dialect.name),
                               {"count": len(events)}).scalar_one()
     appended = [AppendedEvent(new_id("evt"), seq)
                 for seq in range(last - len(events) + 1, last + 1)]
-    connection.execute(insert(Event), [
+    connection.execute(_INSERT_EVENTS, [
         {"id": where.id, "seq": where.seq, "type": event.type, "timestamp": event.timestamp,
          "subject_type": event.subject_type, "subject_id": event.subject_id,
          "technology_id": event.technology_id, "data": event.data}
         for where, event in zip(appended, events, strict=True)])
-    session.info[APPENDED] = True
     return appended
 
 

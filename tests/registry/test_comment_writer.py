@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from registry.comments import services
 from registry.comments.models import Comment, CommenterContact
 from registry.comments.writer import comment_writer
-from registry.database import transaction
+from registry.database import dispose, engine, transaction
 from registry.events.models import Event
 from registry.worker.jobs import run_due_transitions
+from tests.conftest import postgres_only
 from tests.registry.helpers import schedule, wait_until
 
 
@@ -28,7 +29,7 @@ from tests.registry.helpers import schedule, wait_until
 def hold_first_group(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
     """``hold_first_group(n)``: the writer's first transaction waits until ``n`` more posts
     are queued, so that they are written together as the second group."""
-    real = services.post_comments
+    real = services.store_comments
     state = {"held": False, "behind": 0}
 
     def gated(*args: Any, **kwargs: Any) -> Any:
@@ -39,7 +40,7 @@ def hold_first_group(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Callable[[i
                        "the other posts to queue")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("registry.comments.writer.post_comments", gated)
+    monkeypatch.setattr("registry.comments.writer.store_comments", gated)
 
     def arm(behind: int) -> None:
         state["behind"] = behind
@@ -128,7 +129,7 @@ def test_a_post_that_breaks_a_unique_key_fails_alone(app, review_id, hold_first_
     first = app.test_client().post(f"/api/v1/reviews/{review_id}/comments",
                                    json={"body": "Already here"})
     taken.append(first.get_json()["tracking_number"])
-    monkeypatch.setattr(services, "prepare_comments", duplicate_tracking_number)
+    monkeypatch.setattr("registry.comments.writer.prepare_comments", duplicate_tracking_number)
     hold_first_group(3)
     responses = post_all(app, [(review_id, {"body": body}) for body in
                                ("Opening post", "Fine one", "DUPLICATE", "Fine two")])
@@ -160,3 +161,36 @@ def test_an_unknown_review_is_a_404_and_the_writer_carries_on(app, review_id):
     assert client.post(f"/api/v1/reviews/{review_id}/comments",
                        json={"body": "Hello"}).status_code == 201
 
+
+
+@postgres_only
+def test_a_post_after_the_writers_connection_died_is_still_stored(app, review_id):
+    # The writer keeps one connection between groups; a database restart or an idle kill ends
+    # it. The next group finds it dead before anything is written and goes again on a new one.
+    client = app.test_client()
+    assert client.post(f"/api/v1/reviews/{review_id}/comments",
+                       json={"body": "Before"}).status_code == 201
+    kept = comment_writer(app)._connection
+    assert kept is not None
+    pid = kept.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+    with engine(app).connect() as admin:
+        assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    response = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "After"})
+    assert response.status_code == 201, response.get_json()
+    rows = stored(app)
+    assert sorted(c.body for c in rows["comments"]) == ["After", "Before"]
+    assert len(rows["events"]) == 2
+
+
+def test_dispose_ends_the_writer_and_closes_its_connection(app, review_id):
+    assert app.test_client().post(f"/api/v1/reviews/{review_id}/comments",
+                                  json={"body": "Hello"}).status_code == 201
+    writer = comment_writer(app)
+    assert writer._thread is not None and writer._connection is not None
+    dispose(app)
+    assert writer._thread is None
+    assert writer._connection is None
+    # A later post starts the writer again.
+    assert app.test_client().post(f"/api/v1/reviews/{review_id}/comments",
+                                  json={"body": "Again"}).status_code == 201
+    assert sorted(c.body for c in stored(app)["comments"]) == ["Again", "Hello"]
