@@ -74,7 +74,8 @@ def receipt(comment: Comment | PostedComment, review: ReviewPeriod) -> dict[str,
 
 @blp.route("/reviews/<review_id>/comments", methods=["POST"])
 @comment_limit
-@blp.arguments(CommentIn)
+# An instance, not the class: webargs would build a schema for every post of a surge.
+@blp.arguments(CommentIn())
 @blp.response(201, CommentReceipt)
 def post(fields: dict[str, Any], review_id: str) -> dict[str, Any]:
     """Comment while the period is open (no account needed). Keep the tracking number."""

@@ -61,7 +61,7 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[i
     of waiting), so two workers never fan out the same events at once.
     """
     # Imported here: a restarting worker opens what it missed before loading the HTTP side.
-    from webhooks import enqueue_event
+    from webhooks import OutgoingEvent, enqueue_events
 
     with app.app_context(), transaction(app) as session:
         cursor = session.execute(
@@ -76,10 +76,8 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[i
         ).scalars())
         if not events:
             return 0, False
-        now = clock.now()
-        for event in events:
-            enqueue_event(session, event_id=event.id, type=event.type,
-                          timestamp=event.timestamp, data=event.data, now=now)
+        enqueue_events(session, [OutgoingEvent(event.id, event.type, event.timestamp, event.data)
+                                 for event in events], now=clock.now())
         cursor.seq = events[-1].seq
         session.add(cursor)
         return len(events), any(event.type in TIMING_EVENTS for event in events)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
@@ -24,7 +25,9 @@ from webhooks import (
     WebhookMessage,
     create_endpoint,
     delete_endpoint,
+    OutgoingEvent,
     enqueue_event,
+    enqueue_events,
     list_deliveries,
     retry_delivery,
     rotate_secret,
@@ -153,6 +156,37 @@ def test_an_endpoint_created_after_an_event_does_not_receive_it(
             now=clock.now(),
         )
     assert created == 0
+
+
+def test_a_batch_of_events_reads_the_endpoints_once_and_routes_each_event_by_its_own_rules(
+    sessions: sessionmaker[Session], clock: FakeClock, add_endpoint: Callable[..., Any],
+    engine: Any,
+) -> None:
+    early = clock.now()
+    opened, _ = add_endpoint("http://127.0.0.1:9/opened", ["comment_period.opened"])
+    clock.advance(seconds=1)
+    everything, _ = add_endpoint("http://127.0.0.1:9/everything")
+    late = clock.now()
+    events = [OutgoingEvent("evt_1", "comment_period.opened", early, {}),  # before /everything
+              OutgoingEvent("evt_2", "comment.published", late, {}),
+              OutgoingEvent("evt_3", "comment_period.opened", late, {})]
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with sessions() as session:
+            assert enqueue_events(session, events, now=clock.now()) == 4
+            session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert sum("FROM webhook_endpoint" in s for s in statements) == 1
+    with sessions() as session:
+        pairs = {(d.message_id, d.endpoint_id) for d in session.exec(select(WebhookDelivery))}
+    assert pairs == {("evt_1", opened.id), ("evt_2", everything.id), ("evt_3", opened.id),
+                     ("evt_3", everything.id)}
 
 
 def test_a_disabled_endpoint_gets_nothing_until_enabled_again(
