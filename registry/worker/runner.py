@@ -25,6 +25,10 @@ from webhooks import DeliveryEngine
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
+#: After following the log on a notice, wait this long before the next notice-driven pass.
+NOTICE_GAP_SECONDS = 0.05
+#: Events read from the log per fan-out transaction.
+FAN_OUT_BATCH = 500
 SWEEP_SECONDS = 2.0
 #: How many upcoming transition times get their own date job (the sweep covers the rest).
 TIMERS_AHEAD = 50
@@ -66,9 +70,9 @@ class Worker:
         with self._follow_lock:
             timing_changed = False
             while True:
-                handled, changed = fan_out_new_events(self.app, self.clock)
+                handled, changed = fan_out_new_events(self.app, self.clock, batch=FAN_OUT_BATCH)
                 timing_changed |= changed
-                if handled == 0:
+                if handled < FAN_OUT_BATCH:  # the log is read to its end (as of that pass)
                     break
             self.engine.pump()
         if timing_changed and self.scheduler.running:
@@ -128,7 +132,9 @@ class Worker:
             self._waker.start()
 
     def _follow_when_the_log_moves(self) -> None:
-        # Notices that arrive while a pass runs are folded into the next one.
+        # Notices that arrive while a pass runs, or in the short gap after it, are folded into
+        # the next pass: under a comment surge hundreds of notices a second would otherwise
+        # cost a pass each, in every worker, taking the CPU the web processes need.
         while not self._stopping.is_set():
             if self._log_moved.wait(timeout=1.0) and not self._stopping.is_set():
                 self._log_moved.clear()
@@ -136,6 +142,7 @@ class Worker:
                     self.follow()
                 except Exception:  # noqa: BLE001 — the poll retries; keep listening
                     log.exception("following the log on a notice failed")
+                self._stopping.wait(NOTICE_GAP_SECONDS)
 
     def stop(self) -> None:
         """Stop ticking and let sends in flight finish."""
