@@ -163,6 +163,7 @@ class CommentWriter:
         self.groups += 1
         accepted: list[tuple[_Post, ReviewWindow]] = []
         connection = self._connect()
+        committing = False
         try:
             # Core, not a session: for a group of one, the ORM cost twice the writes.
             with connection.begin():
@@ -183,10 +184,13 @@ class CommentWriter:
                      for post, window in accepted],
                     moderation=self.app.config["COMMENT_MODERATION"])
                 appended = store_comments(connection, prepared)
+                committing = True
         except DBAPIError as exc:
-            if exc.connection_invalidated and not retried:
-                # The kept connection had died (a database restart); nothing was written,
-                # so the group goes again on a fresh one before anyone is told.
+            if exc.connection_invalidated and not committing and not retried:
+                # The kept connection had died (a database restart) before the commit, so
+                # nothing was written: the group goes again on a fresh one before anyone is
+                # told. A connection lost during the commit may have committed; that group
+                # fails (503) rather than risk storing a comment twice.
                 self._close()
                 self._write([post for post in group if not post.done.is_set()], retried=True)
                 return

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from registry.comments import services
 from registry.comments.models import Comment, CommenterContact
@@ -194,3 +194,39 @@ def test_dispose_ends_the_writer_and_closes_its_connection(app, review_id):
     assert app.test_client().post(f"/api/v1/reviews/{review_id}/comments",
                                   json={"body": "Again"}).status_code == 201
     assert sorted(c.body for c in stored(app)["comments"]) == ["Again", "Hello"]
+
+
+@postgres_only
+def test_a_group_whose_connection_dies_at_its_commit_is_not_written_twice(app, review_id):
+    # A connection lost during COMMIT may or may not have committed, so the writer must not
+    # write the group again: the post gets a 503 and is stored at most once.
+    client = app.test_client()
+    assert client.post(f"/api/v1/reviews/{review_id}/comments",
+                       json={"body": "Before"}).status_code == 201
+    writer = comment_writer(app)
+    armed = {"yes": True}
+
+    def kill_at_commit(connection: Any) -> None:
+        if not armed["yes"] or connection is not writer._connection:
+            return
+        armed["yes"] = False
+        pid = connection.connection.dbapi_connection.info.backend_pid
+        with engine(app).connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.commit()
+            wait_until(lambda: not admin.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar(), 10, "the backend to end")
+
+    event.listen(engine(app), "commit", kill_at_commit)
+    try:
+        response = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "Lost"})
+    finally:
+        event.remove(engine(app), "commit", kill_at_commit)
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert client.post(f"/api/v1/reviews/{review_id}/comments",
+                       json={"body": "After"}).status_code == 201
+    rows = stored(app)
+    assert sorted(c.body for c in rows["comments"]) == ["After", "Before"]
+    assert len(rows["events"]) == 2
