@@ -30,6 +30,7 @@ from registry.events.services import (
 )
 from registry.ids import new_id
 from registry.reviews.models import Review, ReviewStatus
+from registry.statements import DriverStatement
 from registry.urls import technology_page
 
 ANONYMOUS = "Anonymous resident"
@@ -89,18 +90,21 @@ class ReviewWindow:
     comment_closes_at: datetime
 
 
-# Built once: under a surge, building a statement costs as much as running it.
-_WINDOWS = select(col(Review.id), col(Review.technology_id), col(Review.status),
-                  col(Review.comment_opens_at), col(Review.comment_closes_at)
-                  ).where(col(Review.id).in_(bindparam("ids", expanding=True)))
-_INSERT_COMMENTS = insert(Comment)
-_INSERT_CONTACTS = insert(CommenterContact)
+# Built once and run on the driver's cursor (``registry.statements``): under a surge,
+# SQLAlchemy's work for each statement cost more than the database's.
+_WINDOW = DriverStatement(
+    select(col(Review.id), col(Review.technology_id), col(Review.status),
+           col(Review.comment_opens_at), col(Review.comment_closes_at)
+           ).where(col(Review.id) == bindparam("id")))
+_INSERT_COMMENTS = DriverStatement(insert(Comment))
+_INSERT_CONTACTS = DriverStatement(insert(CommenterContact))
 
 
 def review_windows(connection: Connection, review_ids: Collection[str]) -> dict[str, ReviewWindow]:
     """The comment periods of ``review_ids`` that exist, by id, read on ``connection``."""
-    rows = connection.execute(_WINDOWS, {"ids": list(review_ids)})
-    return {row[0]: ReviewWindow(*row) for row in rows}
+    # One statement per review: a group of posts almost always shares one.
+    return {row[0]: ReviewWindow(*row) for review_id in review_ids
+            for row in _WINDOW.execute(connection, {"id": review_id})}
 
 
 @dataclass(frozen=True)
@@ -256,8 +260,8 @@ def store_comments(connection: Connection, prepared: Sequence[PreparedComment]) 
     """
     if not prepared:
         return False
-    connection.execute(_INSERT_COMMENTS, [item.row for item in prepared])
-    connection.execute(_INSERT_CONTACTS, [item.contact for item in prepared])
+    _INSERT_COMMENTS.executemany(connection, [item.row for item in prepared])
+    _INSERT_CONTACTS.executemany(connection, [item.contact for item in prepared])
     return bool(append_events_on(
         connection, [item.event for item in prepared if item.event is not None]))
 

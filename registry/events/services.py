@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,7 @@ from registry.events.catalog import EVENT_TYPES
 from registry.events.head import APPENDED, next_seq_statement
 from registry.events.models import Event
 from registry.ids import new_id
+from registry.statements import DriverStatement
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,14 @@ def append_events(session: Session, events: Sequence[NewEvent]) -> list[Appended
     return appended
 
 
-_INSERT_EVENTS = insert(Event)
+# Run on the driver's cursor (``registry.statements``): every write appends events, and a
+# comment surge appends one per post.
+_INSERT_EVENTS = DriverStatement(insert(Event))
+
+
+@functools.cache
+def _next_seq(dialect: str) -> DriverStatement:
+    return DriverStatement(next_seq_statement(dialect))
 
 
 def append_events_on(connection: Connection, events: Sequence[NewEvent]) -> list[AppendedEvent]:
@@ -81,11 +90,11 @@ def append_events_on(connection: Connection, events: Sequence[NewEvent]) -> list
         return []
     # The row lock on the head orders writers (gap-free, committed in order); on PostgreSQL
     # the same statement announces the number at commit (``registry.events.head``).
-    last = connection.execute(next_seq_statement(connection.dialect.name),
-                              {"count": len(events)}).scalar_one()
+    last = int(_next_seq(connection.dialect.name).execute(
+        connection, {"count": len(events)})[0][0])
     appended = [AppendedEvent(new_id("evt"), seq)
                 for seq in range(last - len(events) + 1, last + 1)]
-    connection.execute(_INSERT_EVENTS, [
+    _INSERT_EVENTS.executemany(connection, [
         {"id": where.id, "seq": where.seq, "type": event.type, "timestamp": event.timestamp,
          "subject_type": event.subject_type, "subject_id": event.subject_id,
          "technology_id": event.technology_id, "data": event.data}
