@@ -126,9 +126,13 @@ def _run(connection: Connection, compiled: _Compiled, parameters: Any, *,
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
     try:
-        if many:
+        if many and len(parameters) > 1:
             cursor.executemany(compiled.sql, parameters)
             return []
+        if many:
+            # One row: psycopg's executemany enters its pipeline mode, whose machinery cost
+            # more than the insert (measured under a surge, where most groups are of one).
+            parameters = parameters[0]
         cursor.execute(compiled.sql, parameters)
         return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
     except dialect.loaded_dbapi.Error as exc:
