@@ -19,6 +19,7 @@ A ``DriverStatement`` keeps SQLAlchemy's part where it matters and skips the res
 
 It takes only plain statements: no expanding ``IN``, and an insert must be given every column
 (a Python-side column default is SQLAlchemy's to fill, so such a statement is refused).
+SQLAlchemy's cursor events and ``echo`` do not see these statements.
 """
 
 from __future__ import annotations
