@@ -3,9 +3,11 @@
 A comment period that draws a crowd is the heaviest write Daylight takes: every post stores a
 comment, its private contact row and its event, and takes the next ``seq`` on the log head's
 row (which orders all writers). One transaction per post makes every post wait its turn
-for that row and, on SQLite, for the single write lock. Here each web process hands its posts
-to one writer thread, which writes everything that is waiting in a single transaction and
-then wakes each request with its comment. A request still answers only after its comment,
+for that row and, on SQLite, for the single write lock. Here, in each web process, the
+first post to find no group being written writes itself at once; the posts that arrive
+meanwhile wait together, and when the group is committed the first of them writes them all
+as the next group (leader and followers: no thread of its own, so no hand-off between
+threads for the post that writes). A request still answers only after its comment,
 contact row and event are committed; nothing is acknowledged that is not stored.
 
 If a group fails to commit on a conflict (a unique key), each of its posts is written again
@@ -15,7 +17,6 @@ group with 503 and nothing saved.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,43 +41,55 @@ from registry.errors import NotFound
 
 #: The most posts one transaction takes (bounds its time holding the write lock).
 MAX_GROUP = 64
-#: An idle writer thread ends after this many seconds; the next post starts another.
-IDLE_SECONDS = 5.0
 
 
 @dataclass
 class _Post:
-    """A post waiting for the writer, and what became of it."""
+    """A post waiting to be written, and what became of it."""
 
     review_id: str
     fields: Mapping[str, Any]
     client: str | None
     now: datetime
-    done: threading.Event = field(default_factory=threading.Event)
+    # Set when the post is answered, or when its thread is to write the next group.
+    wake: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False
     result: tuple[PostedComment, ReviewWindow] | None = None
     error: BaseException | None = None
 
+    @property
+    def answered(self) -> bool:
+        return self.result is not None or self.error is not None
+
     def succeed(self, comment: PostedComment, review: ReviewWindow) -> None:
         self.result = (comment, review)
-        self.done.set()
+        self.wake.set()
 
     def fail(self, error: BaseException) -> None:
         self.error = error
-        self.done.set()
+        self.wake.set()
 
 
 class CommentWriter:
-    """One per app and process: takes posts from request threads, commits them in groups."""
+    """One per app and process: posts that arrive while a group is being written wait
+    together and are written as the next group, by one of their own request threads."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self._queue: queue.SimpleQueue[_Post | None] = queue.SimpleQueue()  # None: stop
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        # The writer keeps one connection while it has work, rather than taking one from the
-        # pool for each group: a checkout costs a round trip on PostgreSQL (the pre-ping).
+        self._waiting: list[_Post] = []
+        self._writing = False  # a request thread is writing a group, or about to
+        self._idle = threading.Condition(self._lock)  # notified when _writing ends
+        # One connection kept between groups rather than one from the pool for each: a
+        # checkout costs a round trip on PostgreSQL (the pre-ping). Used by one writing
+        # thread at a time; closed by ``stop`` (``registry.database.dispose``).
         self._connection: Connection | None = None
         self.groups = 0  # transactions committed or tried, for tests and benchmarks
+
+    def waiting(self) -> int:
+        """Posts queued behind the group being written (for tests)."""
+        with self._lock:
+            return len(self._waiting)
 
     def post(self, review_id: str, fields: Mapping[str, Any], *, client: str | None,
              now: datetime) -> tuple[PostedComment, ReviewWindow]:
@@ -87,67 +100,50 @@ class CommentWriter:
         hold a write transaction of its own (on SQLite the writer would wait for it).
         """
         pending = _Post(review_id, fields, client, now)
-        self._queue.put(pending)
-        self._ensure_thread()
-        pending.done.wait()
+        with self._lock:
+            self._waiting.append(pending)
+            leads = pending.leads = not self._writing
+            self._writing = True
+        if not leads:
+            # Woken with an answer, or to write the next group (this post among it).
+            pending.wake.wait()
+        if pending.leads:
+            self._lead()
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
         return pending.result
 
-    def _ensure_thread(self) -> None:
+    def _lead(self) -> None:
+        """Write the posts waiting now as one group, then pass the turn to the first post
+        that arrived meanwhile (its thread writes the next group) or end it."""
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="daylight-comments",
-                                                daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        # Links in events and receipts are built from the app's settings.
-        with self.app.app_context():
-            self._serve()
+            group = self._waiting[:MAX_GROUP]
+            del self._waiting[:MAX_GROUP]
+        try:
+            # Links in events and receipts are built from the app's settings.
+            with self.app.app_context():
+                self._write(group)
+        except BaseException as exc:  # noqa: BLE001 — every waiting request must wake
+            for post in group:
+                if not post.answered:
+                    post.fail(exc)
+        finally:
+            with self._lock:
+                following = self._waiting[0] if self._waiting else None
+                if following is None:
+                    self._writing = False
+                    self._idle.notify_all()
+            if following is not None:
+                following.leads = True
+                following.wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """End the thread once the posts already queued are written, and close its
-        connection (``registry.database.dispose``)."""
-        with self._lock:
-            thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout)
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                first = self._queue.get(timeout=IDLE_SECONDS)
-            except queue.Empty:
-                first = None
-            if first is None:  # idle, or asked to stop
-                with self._lock:
-                    # A post queued after the wait still finds a thread: either this one
-                    # (the queue is not empty) or the one its caller starts.
-                    if self._queue.empty():
-                        # Closed under the lock: the next thread must not find it half-closed.
-                        self._close()
-                        self._thread = None
-                        return
-                continue
-            group = [first]
-            while len(group) < MAX_GROUP:
-                try:
-                    post = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if post is None:
-                    self._queue.put(None)  # stop once this group is written
-                    break
-                group.append(post)
-            try:
-                self._write(group)
-            except BaseException as exc:  # noqa: BLE001 — every waiting request must wake
-                for post in group:
-                    if not post.done.is_set():
-                        post.fail(exc)
+        """Close the kept connection once no group is being written
+        (``registry.database.dispose``); a later post opens another."""
+        with self._idle:
+            if self._idle.wait_for(lambda: not self._writing, timeout):
+                self._close()
 
     def _connect(self) -> Connection:
         if self._connection is None:
@@ -192,7 +188,7 @@ class CommentWriter:
                 # told. A connection lost during the commit may have committed; that group
                 # fails (503) rather than risk storing a comment twice.
                 self._close()
-                self._write([post for post in group if not post.done.is_set()], retried=True)
+                self._write([post for post in group if not post.answered], retried=True)
                 return
             if not isinstance(exc, IntegrityError) or len(accepted) <= 1:
                 raise
