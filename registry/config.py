@@ -25,12 +25,15 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_CONCURRENCY": 8,
     # Anonymous API reads served from memory while the event log has not moved.
     "READ_CACHE": True,
+    # Anonymous JSON comment posts answered in front of Flask (registry.comments.fast_post).
+    "COMMENT_FAST_PATH": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "JSON_SORT_KEYS": False,
     "WTF_CSRF_TIME_LIMIT": None,
 }
 
-_BOOLEAN_KEYS = ("WEBHOOK_ALLOW_PRIVATE", "RATELIMIT_ENABLED", "READ_CACHE")
+_BOOLEAN_KEYS = ("WEBHOOK_ALLOW_PRIVATE", "RATELIMIT_ENABLED", "READ_CACHE",
+                 "COMMENT_FAST_PATH")
 
 
 def _truthy(value: Any) -> bool:
@@ -54,7 +57,7 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
     for key in (
         "SECRET_KEY", "PUBLIC_URL", "TIMEZONE", "WEBHOOK_ALLOW_PRIVATE", "COMMENT_MODERATION",
         "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_RATE_LIMIT", "WEBHOOK_CONCURRENCY",
-        "READ_CACHE",
+        "READ_CACHE", "COMMENT_FAST_PATH",
     ):
         value = env.get(f"DAYLIGHT_{key}")
         if value is not None and value != "":

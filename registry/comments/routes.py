@@ -59,8 +59,11 @@ def comment_rate_limit() -> str:
     return str(current_app.config["COMMENT_RATE_LIMIT"])
 
 
+#: The limiter's name for the comment budget (``registry.comments.fast_post`` spends it too).
+COMMENT_LIMIT_SCOPE = "comments"
+
 #: One budget per client for every way of commenting (the API and the page's form).
-comment_limit = limiter.shared_limit(comment_rate_limit, scope="comments",
+comment_limit = limiter.shared_limit(comment_rate_limit, scope=COMMENT_LIMIT_SCOPE,
                                      key_func=request_client_key, methods=["POST"])
 
 
