@@ -59,7 +59,9 @@ def fingerprint(body: str) -> str:
 
 
 def _tracking_number() -> str:
-    chars = "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(8))
+    # One read of the system's randomness, not one per character; 32 letters divide 256,
+    # so taking each byte's low five bits keeps every letter equally likely.
+    chars = "".join(_TRACKING_ALPHABET[byte & 31] for byte in secrets.token_bytes(8))
     return f"DL-{chars[:4]}-{chars[4:]}"
 
 

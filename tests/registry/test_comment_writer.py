@@ -163,6 +163,23 @@ def test_an_unknown_review_is_a_404_and_the_writer_carries_on(app, review_id):
 
 
 
+def test_a_cancelled_period_takes_no_more_comments(app, review_id, token):
+    # The writer keeps its connection between groups; each group reads the period again.
+    client = app.test_client()
+    assert client.post(f"/api/v1/reviews/{review_id}/comments",
+                       json={"body": "While open"}).status_code == 201
+    cancelled = client.post(f"/api/v1/reviews/{review_id}/cancel",
+                            json={"reason": "The department withdrew the request."},
+                            headers=token("reviewer"))
+    assert cancelled.status_code == 200, cancelled.get_json()
+    refused = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "Too late"})
+    assert refused.status_code == 409
+    assert "cancelled" in refused.get_json()["detail"]
+    rows = stored(app)
+    assert [c.body for c in rows["comments"]] == ["While open"]
+    assert len(rows["events"]) == 1
+
+
 @postgres_only
 def test_a_post_after_the_writers_connection_died_is_still_stored(app, review_id):
     # The writer keeps one connection between groups; a database restart or an idle kill ends
