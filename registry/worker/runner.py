@@ -56,6 +56,7 @@ class Worker:
         self._log_moved = threading.Event()
         self._stopping = threading.Event()
         self._waker: threading.Thread | None = None
+        self._last_pass = 0.0  # time.monotonic() when a pass of this process last ended
 
     # --- the jobs ------------------------------------------------------------------------
 
@@ -74,9 +75,20 @@ class Worker:
                 timing_changed |= changed
                 if handled < FAN_OUT_BATCH:  # the log is read to its end (as of that pass)
                     break
+            self._last_pass = time.monotonic()
             self.engine.pump()
         if timing_changed and self.scheduler.running:
             self.resync_timers()
+
+    def poll(self) -> None:
+        """The interval's pass, a safety net for a notice that never came. Skipped while
+        notices arrive and a pass of this process ended less than a poll ago: under a surge
+        the notices already bring a pass every ``NOTICE_GAP_SECONDS``, and a poll among
+        them only repeats one (in every worker, taking CPU the web processes need)."""
+        if (self._waker is not None and log_head(self.app).live
+                and time.monotonic() - self._last_pass < POLL_SECONDS):
+            return
+        self.follow()
 
     def at_transition_time(self, due: datetime) -> None:
         """A date job: the scheduler may wake a hair early, so wait for the clock to agree."""
@@ -116,7 +128,7 @@ class Worker:
         self.transitions()
         self.follow()
         add = self.scheduler.add_job
-        add(self.follow, "interval", seconds=POLL_SECONDS, id="follow-log",
+        add(self.poll, "interval", seconds=POLL_SECONDS, id="follow-log",
             replace_existing=True)
         add(self.transitions, "interval", seconds=SWEEP_SECONDS, id="transitions",
             replace_existing=True)

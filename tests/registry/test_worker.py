@@ -298,3 +298,35 @@ def test_on_postgresql_the_worker_follows_the_log_on_its_notice_not_its_poll(
     finally:
         worker.stop()
     assert json.loads(request.body)["data"]["technology"]["id"] == technology["id"]
+
+
+def test_the_poll_follows_the_log_unless_notices_just_did(backend, app, monkeypatch):
+    # The poll is the safety net for a missed notice. Where notices keep the head live
+    # (PostgreSQL), a poll right after a pass is skipped; on SQLite every poll follows.
+    monkeypatch.setattr("registry.worker.runner.POLL_SECONDS", 3600)
+    worker = Worker(app)
+    worker.start()
+    passes: list[int] = []
+    real = fan_out_new_events
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        passes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("registry.worker.runner.fan_out_new_events", counted)
+    try:
+        from registry.database import log_head
+        from tests.registry.helpers import wait_until
+
+        if backend == "postgresql":
+            wait_until(lambda: log_head(app).live, 10, "the listener to read the head")
+        worker.follow()
+        assert len(passes) == 1
+        worker.poll()  # right after a pass
+        assert len(passes) == (1 if backend == "postgresql" else 2)
+        worker._last_pass -= 3601  # a poll's interval later, with no pass in between
+        before = len(passes)
+        worker.poll()
+        assert len(passes) == before + 1
+    finally:
+        worker.stop()
