@@ -67,7 +67,8 @@ class CommentPosts:
         except ValueError:  # absent (chunked) or malformed: Flask reads it, or says why
             return self.app(environ, start_response)
         config = self.flask_app.config
-        if mimetype != _JSON or not 0 < length <= config["MAX_CONTENT_LENGTH"]:
+        largest = config.get("MAX_CONTENT_LENGTH")
+        if mimetype != _JSON or length <= 0 or (largest is not None and length > largest):
             return self.app(environ, start_response)
         body = environ["wsgi.input"].read(length)
         try:
@@ -77,7 +78,10 @@ class CommentPosts:
             environ["wsgi.input"] = io.BytesIO(body)
             return self.app(environ, start_response)
         client = client_key(config["SECRET_KEY"], environ.get("REMOTE_ADDR")) or "unknown"
-        refused, headers = self._spend(client)
+        try:
+            refused, headers = self._spend(client)
+        except Exception as exc:  # noqa: BLE001 — the limiter's store failed: the route's 500
+            refused, headers = exc, []
         response = self._answer(environ, match.group(1), fields, client, refused)
         for name, value in headers:
             response.headers[name] = value

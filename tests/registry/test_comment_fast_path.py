@@ -151,3 +151,27 @@ def test_with_the_limiter_off_no_budget_is_spent_or_shown(app, client, reviews):
     assert [a.status_code for a in answers] == [201] * 7
     assert all("X-RateLimit-Remaining" not in a.headers for a in answers)
     assert len(stored(app)[0]) == 7
+
+
+def test_a_failing_rate_limit_store_is_a_500_problem_on_both_paths(app, client, reviews,
+                                                                   monkeypatch):
+    run_due_transitions(app, app.extensions["daylight.clock"])
+    from registry.extensions import limiter
+
+    def broken(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("the rate-limit store is unreachable")
+
+    monkeypatch.setattr(limiter.limiter, "hit", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # answer as in production, not raise
+    answer = client.post(f"/api/v1/reviews/{reviews['open']}/comments", json={"body": "Hi"})
+    assert answer.status_code == 500
+    assert answer.mimetype == "application/problem+json"
+    assert stored(app)[0] == []
+
+
+@pytest.mark.parametrize("app_config", [{"COMMENT_FAST_PATH": True,
+                                         "MAX_CONTENT_LENGTH": None}], indirect=False)
+def test_without_a_body_size_limit_posts_are_still_taken(app, client, reviews):
+    run_due_transitions(app, app.extensions["daylight.clock"])
+    answer = client.post(f"/api/v1/reviews/{reviews['open']}/comments", json={"body": "Hi"})
+    assert answer.status_code == 201
