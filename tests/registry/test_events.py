@@ -131,3 +131,33 @@ def test_real_events_have_the_shape_of_their_catalog_example(client, staff, make
         for key, value in example.items():
             if isinstance(value, dict) and isinstance(event["data"][key], dict):
                 assert set(event["data"][key]) == set(value), (event["type"], key)
+
+
+def test_events_appended_together_keep_their_order_numbers_and_values(app):
+    # Several events in one append (a group of comments): each gets the next number in
+    # order, and every value reads back as given (a non-UTC time, text that is not ASCII,
+    # no technology).
+    from datetime import datetime, timedelta, timezone
+
+    from registry.database import engine, log_head, transaction
+    from registry.events.services import NewEvent, append_events_on
+
+    zone = timezone(timedelta(hours=-8))
+    given = [NewEvent(type="comment.published", subject_type="comment", subject_id=f"cmt_{i}",
+                      data={"comment": {"body": f"Ñandú {i} — 監視"}, "n": i},
+                      timestamp=datetime(2026, 12, 6, 1, 2, 3, 456789, tzinfo=zone)
+                      + timedelta(seconds=i),
+                      technology_id=None if i == 1 else "tech_x") for i in range(3)]
+    with app.app_context():
+        before = log_head(app).current()
+        with engine(app).begin() as connection:
+            appended = append_events_on(connection, given)
+        with transaction(app) as session:
+            rows = list(session.execute(select(Event).where(Event.seq > before)
+                                        .order_by(Event.seq)).scalars())
+    assert [a.seq for a in appended] == [before + 1, before + 2, before + 3]
+    assert [(r.id, r.seq) for r in rows] == [(a.id, a.seq) for a in appended]
+    for row, event in zip(rows, given, strict=True):
+        assert (row.type, row.subject_type, row.subject_id, row.technology_id, row.data) == (
+            event.type, event.subject_type, event.subject_id, event.technology_id, event.data)
+        assert row.timestamp == event.timestamp and row.timestamp.utcoffset() == timedelta(0)
