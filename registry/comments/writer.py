@@ -18,7 +18,7 @@ group with 503 and nothing saved.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -117,14 +117,21 @@ class CommentWriter:
     def _lead(self) -> None:
         """Write the posts waiting now as one group, then pass the turn to the first post
         that arrived meanwhile (its thread writes the next group) or end it."""
-        with self._lock:
-            group = self._waiting[:MAX_GROUP]
-            del self._waiting[:MAX_GROUP]
+        group: list[_Post] = []
+
+        def take() -> list[_Post]:
+            with self._lock:
+                group.extend(self._waiting[:MAX_GROUP])
+                del self._waiting[:MAX_GROUP]
+            return group
+
         try:
             # Links in events and receipts are built from the app's settings.
             with self.app.app_context():
-                self._write(group)
+                self._write(take)
         except BaseException as exc:  # noqa: BLE001 — every waiting request must wake
+            if not group:
+                take()  # failed before its turn to write: the posts waiting now fail alike
             for post in group:
                 if not post.answered:
                     post.fail(exc)
@@ -155,14 +162,21 @@ class CommentWriter:
             self._connection.close()
             self._connection = None
 
-    def _write(self, group: list[_Post], *, retried: bool = False) -> None:
+    def _write(self, posts: list[_Post] | Callable[[], list[_Post]], *,
+               retried: bool = False) -> None:
         self.groups += 1
         accepted: list[tuple[_Post, ReviewWindow]] = []
+        group: list[_Post] = posts if isinstance(posts, list) else []
         connection = self._connect()
         committing = False
         try:
             # Core, not a session: for a group of one, the ORM cost twice the writes.
             with connection.begin():
+                if not isinstance(posts, list):
+                    # Taken once the turn to write is ours (on SQLite, after waiting for
+                    # the other processes' writers): the posts that arrived during that
+                    # wait join this group instead of waiting for the next.
+                    group = posts()
                 windows = review_windows(connection, {post.review_id for post in group})
                 for post in group:
                     window = windows.get(post.review_id)
@@ -188,7 +202,9 @@ class CommentWriter:
                 # told. A connection lost during the commit may have committed; that group
                 # fails (503) rather than risk storing a comment twice.
                 self._close()
-                self._write([post for post in group if not post.answered], retried=True)
+                # (If it died at BEGIN, before the group was taken, the group is taken then.)
+                self._write([post for post in group if not post.answered] if group else posts,
+                            retried=True)
                 return
             if not isinstance(exc, IntegrityError) or len(accepted) <= 1:
                 raise

@@ -60,7 +60,10 @@ def post_all(app: Flask, posts: list[tuple[str, dict[str, Any]]]) -> list[Any]:
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(posts))]
     threads[0].start()
     writer = comment_writer(app)
-    wait_until(lambda: writer.groups >= 1, 10, "the first post to reach the writer")
+    # The first post's group is taken (once its turn to write is had) before the others
+    # start, so it is written alone.
+    wait_until(lambda: writer.groups >= 1 and writer.waiting() == 0, 10,
+               "the first post to be taken by the writer")
     for thread in threads[1:]:
         thread.start()
     for thread in threads:
@@ -246,3 +249,56 @@ def test_a_group_whose_connection_dies_at_its_commit_is_not_written_twice(app, r
     rows = stored(app)
     assert sorted(c.body for c in rows["comments"]) == ["After", "Before"]
     assert len(rows["events"]) == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_posts_arriving_while_the_writer_waits_for_its_turn_join_its_group(app, review_id):
+    # Another connection holds SQLite's write turn: the first post's thread must wait for it.
+    # The posts that queue meanwhile are taken once the turn is had, so all go in one group.
+    with app.app_context():
+        holder = engine(app).connect()
+    holder.begin()
+    writer = comment_writer(app)
+    responses: list[Any] = [None] * 3
+
+    def send(index: int) -> None:
+        responses[index] = app.test_client().post(
+            f"/api/v1/reviews/{review_id}/comments", json={"body": f"Comment {index}"})
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        # The first post is still waiting (not yet taken) with the other two behind it.
+        wait_until(lambda: writer.waiting() == 3, 10, "three posts waiting for the turn")
+        assert writer.groups == 1
+    finally:
+        holder.rollback()
+        holder.close()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [r.status_code for r in responses] == [201] * 3
+    assert writer.groups == 1
+    assert sorted(c.body for c in stored(app)["comments"]) == [f"Comment {i}" for i in range(3)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_post_that_never_gets_its_turn_is_a_503_and_the_next_is_stored(app, review_id,
+                                                                         monkeypatch):
+    monkeypatch.setattr("registry.db.BUSY_TIMEOUT_SECONDS", 0.2)
+    with app.app_context():
+        holder = engine(app).connect()
+    holder.begin()
+    try:
+        refused = app.test_client().post(f"/api/v1/reviews/{review_id}/comments",
+                                         json={"body": "Too late"})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert refused.status_code == 503
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert comment_writer(app).waiting() == 0
+    accepted = app.test_client().post(f"/api/v1/reviews/{review_id}/comments",
+                                      json={"body": "In time"})
+    assert accepted.status_code == 201
+    assert [c.body for c in stored(app)["comments"]] == ["In time"]
