@@ -400,7 +400,7 @@ def process_env(database_url: str, **extra: str) -> dict[str, str]:
 def procfile_web_settings() -> dict[str, int]:
     """Workers and threads from the Procfile's ``web:`` line, so the bench serves as
     deployed."""
-    settings = {"workers": 2, "threads": 4}
+    settings = {"workers": 2, "threads": 8}
     try:
         web = next(line for line in (ROOT / "Procfile").read_text().splitlines()
                    if line.startswith("web:"))

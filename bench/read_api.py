@@ -1,6 +1,6 @@
 """read_api: ``GET /api/v1/technologies`` and ``GET /api/v1/technologies/{id}`` under load.
 
-Daylight runs under gunicorn with the Procfile's settings (``--workers 2 --threads 4``) beside
+Daylight runs under gunicorn with the Procfile's settings (``--workers 2 --threads 8``) beside
 its worker processes, on a registry of 200 submitted technologies (assessed, some with a
 review). The baseline is a bare Flask hello-world under the same gunicorn settings, loaded
 by the same closed-loop generator in the same run; rounds of the three alternate.
