@@ -1,0 +1,139 @@
+"""ab: one figure for two versions of the code, in alternating runs on the same machine.
+
+On a shared machine a single run of a figure moves by more than most changes do (the bare
+baselines themselves vary by up to 2× from run to run). To tell whether a change helped,
+run the figure for both versions, alternating, several times, and compare the medians:
+
+    python -m bench.ab comment_surge a6a9d43 HEAD --runs 3 -- --rounds 2 --seconds 6
+    python -m bench.ab read_api HEAD . -- --quick          # "." is this checkout, as it is
+
+Each version other than "." is checked out with ``git worktree`` into a temporary folder and
+runs with that folder first on ``PYTHONPATH`` (the figure's processes inherit it), with this
+checkout's interpreter and installed dependencies. Prints one JSON line and writes
+``bench/results/ab_FIGURE.json``: every run's ratio (and the figure's own rate where it has
+one), each version's medians, and B's median over A's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, machine_info, median, write_result
+
+FIGURES = ("open_latency", "fanout", "read_api", "comment_surge", "scale")
+#: Where a figure reports its own rate, besides the ratio (comment_surge: posts/s).
+RATES = {"comment_surge": ("daylight", "posts_per_second_median")}
+
+
+def main() -> None:
+    """Run the figure for both versions and write bench/results/ab_FIGURE.json."""
+    parse = argparse.ArgumentParser(description=__doc__)
+    parse.add_argument("figure", choices=FIGURES)
+    parse.add_argument("a", help="the version to compare against (a git revision, or '.')")
+    parse.add_argument("b", help="the version under test (a git revision, or '.')")
+    parse.add_argument("--runs", type=int, default=3, help="runs of each version (default 3)")
+    parse.epilog = "After '--': arguments for the figure (e.g. --postgres, --quick)."
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parse.parse_args(argv[:cut])
+    figure_args = argv[cut + 1:]
+    with checkout(args.a) as tree_a, checkout(args.b) as tree_b:
+        runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": []}
+        for index in range(args.runs):
+            for side, tree in (("a", tree_a), ("b", tree_b)):
+                result = run_figure(args.figure, tree, figure_args)
+                runs[side].append(summary(args.figure, result))
+                print(f"run {index + 1}/{args.runs} {side}: {runs[side][-1]}", file=sys.stderr,
+                      flush=True)
+    sides = {side: {"revision": rev, "runs": runs[side], **medians(runs[side])}
+             for side, rev in (("a", args.a), ("b", args.b))}
+    write_result(f"ab_{args.figure}", {
+        "machine": machine_info(),
+        "parameters": {"figure": args.figure, "runs": args.runs, "figure_args": figure_args},
+        "a": sides["a"], "b": sides["b"],
+        "b_over_a": compare(sides["a"], sides["b"]),
+    })
+
+
+@contextmanager
+def checkout(revision: str) -> Iterator[Path]:
+    """A folder holding ``revision`` ('.' is this checkout, uncommitted changes and all)."""
+    if revision == ".":
+        yield ROOT
+        return
+    folder = Path(tempfile.mkdtemp(prefix="daylight-ab-")) / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                    str(folder), revision], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
+                       check=False)
+        folder.parent.rmdir()
+
+
+def run_figure(figure: str, tree: Path, figure_args: list[str]) -> dict[str, Any]:
+    """Run ``python -m bench.FIGURE`` from ``tree``; the JSON line it printed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-m", f"bench.{figure}", *figure_args], cwd=tree,
+                          env=env, capture_output=True, text=True, timeout=3600, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"bench.{figure} failed in {tree} (exit {done.returncode}):\n"
+                         f"{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def summary(figure: str, result: dict[str, Any]) -> dict[str, Any]:
+    """What is compared from one run: its ratio (a number, or one per endpoint), its own
+    rate where it has one, and whether it passed."""
+    row: dict[str, Any] = {"ratio": result.get("ratio"), "pass": result.get("pass"),
+                           "git": result.get("machine", {}).get("git_commit")}
+    if figure in RATES:
+        section, key = RATES[figure]
+        row["rate"] = result.get(section, {}).get(key)
+    return row
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each compared number's median over a version's runs."""
+    out: dict[str, Any] = {}
+    ratios = [run["ratio"] for run in runs if run["ratio"] is not None]
+    if ratios and all(isinstance(r, int | float) for r in ratios):
+        out["ratio_median"] = round(median([float(r) for r in ratios]), 3)
+    elif ratios and all(isinstance(r, dict) for r in ratios):
+        keys = [k for k, v in ratios[0].items() if isinstance(v, int | float)]
+        out["ratio_median"] = {k: round(median([float(r[k]) for r in ratios]), 3)
+                               for k in keys}
+    rates = [float(run["rate"]) for run in runs if run.get("rate") is not None]
+    if rates:
+        out["rate_median"] = round(median(rates), 1)
+    return out
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """B's medians over A's."""
+    out: dict[str, Any] = {}
+    ra, rb = a.get("ratio_median"), b.get("ratio_median")
+    if isinstance(ra, float) and isinstance(rb, float) and ra:
+        out["ratio"] = round(rb / ra, 3)
+    elif isinstance(ra, dict) and isinstance(rb, dict):
+        out["ratio"] = {k: round(rb[k] / ra[k], 3) for k in ra if k in rb and ra[k]}
+    if a.get("rate_median") and b.get("rate_median"):
+        out["rate"] = round(b["rate_median"] / a["rate_median"], 3)
+    return out
+
+
+if __name__ == "__main__":
+    main()
