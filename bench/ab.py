@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,8 @@ from bench.common import ROOT, machine_info, median, write_result
 FIGURES = ("open_latency", "fanout", "read_api", "comment_surge", "scale")
 #: Where a figure reports its own rate, besides the ratio (comment_surge: posts/s).
 RATES = {"comment_surge": ("daylight", "posts_per_second_median")}
+#: A run that takes longer than this is stopped (the longest full figure takes minutes).
+RUN_TIMEOUT_SECONDS = 3600
 
 
 def main() -> None:
@@ -71,22 +74,30 @@ def checkout(revision: str) -> Iterator[Path]:
         yield ROOT
         return
     folder = Path(tempfile.mkdtemp(prefix="daylight-ab-")) / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
-                    str(folder), revision], check=True)
+    added = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                            str(folder), revision], capture_output=True, text=True, check=False)
+    if added.returncode != 0:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        raise SystemExit(f"cannot check out {revision!r}: {added.stderr.strip()}")
     try:
         yield folder
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
-                       check=False)
-        folder.parent.rmdir()
+                       capture_output=True, check=False)
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False)
 
 
 def run_figure(figure: str, tree: Path, figure_args: list[str]) -> dict[str, Any]:
     """Run ``python -m bench.FIGURE`` from ``tree``; the JSON line it printed."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    done = subprocess.run([sys.executable, "-m", f"bench.{figure}", *figure_args], cwd=tree,
-                          env=env, capture_output=True, text=True, timeout=3600, check=False)
+    try:
+        done = subprocess.run([sys.executable, "-m", f"bench.{figure}", *figure_args],
+                              cwd=tree, env=env, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"bench.{figure} in {tree} took over {RUN_TIMEOUT_SECONDS} s") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"bench.{figure} failed in {tree} (exit {done.returncode}):\n"
