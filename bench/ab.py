@@ -49,6 +49,8 @@ def main() -> None:
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parse.parse_args(argv[:cut])
     figure_args = argv[cut + 1:]
+    if args.runs < 1:
+        parse.error("--runs must be at least 1")
     with checkout(args.a) as tree_a, checkout(args.b) as tree_b:
         runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": []}
         for index in range(args.runs):
