@@ -162,21 +162,19 @@ class CommentWriter:
             self._connection.close()
             self._connection = None
 
-    def _write(self, posts: list[_Post] | Callable[[], list[_Post]], *,
-               retried: bool = False) -> None:
+    def _write(self, take: Callable[[], list[_Post]], *, retried: bool = False) -> None:
+        """Write the group ``take()`` gives, called once the turn to write is ours (on
+        SQLite, after waiting for the other processes' writers): the posts that arrived
+        during that wait join this group instead of waiting for the next."""
         self.groups += 1
         accepted: list[tuple[_Post, ReviewWindow]] = []
-        group: list[_Post] = posts if isinstance(posts, list) else []
+        group: list[_Post] = []
         connection = self._connect()
         committing = False
         try:
             # Core, not a session: for a group of one, the ORM cost twice the writes.
             with connection.begin():
-                if not isinstance(posts, list):
-                    # Taken once the turn to write is ours (on SQLite, after waiting for
-                    # the other processes' writers): the posts that arrived during that
-                    # wait join this group instead of waiting for the next.
-                    group = posts()
+                group = take()
                 windows = review_windows(connection, {post.review_id for post in group})
                 for post in group:
                     window = windows.get(post.review_id)
@@ -202,16 +200,16 @@ class CommentWriter:
                 # told. A connection lost during the commit may have committed; that group
                 # fails (503) rather than risk storing a comment twice.
                 self._close()
-                # (If it died at BEGIN, before the group was taken, the group is taken then.)
-                self._write([post for post in group if not post.answered] if group else posts,
-                            retried=True)
+                # (Dead at BEGIN, the group was never taken: it is taken on the fresh one.)
+                remaining = [post for post in group if not post.answered]
+                self._write((lambda: remaining) if group else take, retried=True)
                 return
             if not isinstance(exc, IntegrityError) or len(accepted) <= 1:
                 raise
             # One bad post must not take its neighbours down: each alone, with its own answer.
             for post, _window in accepted:
                 try:
-                    self._write([post])
+                    self._write(lambda: [post])  # noqa: B023 — called before the loop moves on
                 except Exception as error:  # noqa: BLE001 — this post's own answer
                     post.fail(error)
             return
