@@ -56,6 +56,10 @@ def main() -> None:
         for index in range(args.runs):
             for side, tree in (("a", tree_a), ("b", tree_b)):
                 result = run_figure(args.figure, tree, figure_args)
+                problem = broken(args.figure, result)
+                if problem:
+                    raise SystemExit(f"bench.ab: run {index + 1} of {side} ({tree}) {problem}; "
+                                     "its figures are not comparable, so nothing was compared")
                 runs[side].append(summary(args.figure, result))
                 print(f"run {index + 1}/{args.runs} {side}: {runs[side][-1]}", file=sys.stderr,
                       flush=True)
@@ -106,6 +110,19 @@ def run_figure(figure: str, tree: Path, figure_args: list[str]) -> dict[str, Any
                          f"{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def broken(figure: str, result: dict[str, Any]) -> str | None:
+    """Why a run's figures cannot be compared, if they cannot: a comment surge whose posts
+    were refused or lost measures failing requests (its rate counts every answer)."""
+    if figure != "comment_surge":
+        return None
+    daylight = result.get("daylight", {})
+    if daylight.get("not_201") or daylight.get("unanswered") or not result.get("nothing_lost"):
+        return (f"refused or lost posts ({daylight.get('not_201')} not 201, "
+                f"{daylight.get('unanswered')} unanswered, {daylight.get('stored')} stored of "
+                f"{daylight.get('accepted_201')} accepted)")
+    return None
 
 
 def summary(figure: str, result: dict[str, Any]) -> dict[str, Any]:
