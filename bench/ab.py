@@ -56,7 +56,7 @@ def main() -> None:
         for index in range(args.runs):
             for side, tree in (("a", tree_a), ("b", tree_b)):
                 result = run_figure(args.figure, tree, figure_args)
-                problem = broken(args.figure, result)
+                problem = broken(result)
                 if problem:
                     raise SystemExit(f"bench.ab: run {index + 1} of {side} ({tree}) {problem}; "
                                      "its figures are not comparable, so nothing was compared")
@@ -112,16 +112,12 @@ def run_figure(figure: str, tree: Path, figure_args: list[str]) -> dict[str, Any
     return result
 
 
-def broken(figure: str, result: dict[str, Any]) -> str | None:
-    """Why a run's figures cannot be compared, if they cannot: a comment surge whose posts
-    were refused or lost measures failing requests (its rate counts every answer)."""
-    if figure != "comment_surge":
-        return None
-    daylight = result.get("daylight", {})
-    if daylight.get("not_201") or daylight.get("unanswered") or not result.get("nothing_lost"):
-        return (f"refused or lost posts ({daylight.get('not_201')} not 201, "
-                f"{daylight.get('unanswered')} unanswered, {daylight.get('stored')} stored of "
-                f"{daylight.get('accepted_201')} accepted)")
+def broken(result: dict[str, Any]) -> str | None:
+    """Why a run's figures cannot be compared, if they cannot: requests or deliveries that
+    failed or went missing (the figure's ``failures``; its rates count every answer)."""
+    failures = result.get("failures")
+    if failures:
+        return f"had {failures} failed or missing requests or deliveries"
     return None
 
 

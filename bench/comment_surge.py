@@ -184,6 +184,8 @@ def main() -> None:
         "ratio_to_durable_baseline": ratio(rate, durable_rate),
         "goal": f">= {GOAL_RATIO}x the baseline's posts per second; stored == accepted",
         "nothing_lost": nothing_lost,
+        "failures": refused + unanswered + (0 if nothing_lost else max(
+            abs(accepted - stored), abs(accepted - events), 1)),
         "pass": bool(ratio(rate, base) >= GOAL_RATIO and nothing_lost and refused == 0),
     })
 

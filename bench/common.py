@@ -137,7 +137,11 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_result(name: str, result: dict[str, Any]) -> dict[str, Any]:
-    """Write ``bench/results/NAME.json`` and print the result as one JSON line."""
+    """Write ``bench/results/NAME.json`` and print the result as one JSON line.
+
+    A figure that sends requests or deliveries reports ``failures``: how many failed or
+    went missing. Its rates count every answer, so a run with failures is not a measure of
+    the code (``bench.ab`` refuses to compare it)."""
     result = {"name": name, "finished_at": datetime.now(UTC).isoformat(), **result}
     result.setdefault("machine", machine_info())
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -172,6 +172,7 @@ def main() -> None:
                              "receiver", "deliveries_per_second_median": base,
                      "rounds": baseline},
         "ratio": ratio(rate, base),
+        "failures": sum(args.endpoints - r["distinct_endpoints"] for r in daylight),
         "goal": f">= {GOAL_RATIO}x the baseline's deliveries per second, every endpoint reached",
         "pass": bool(ratio(rate, base) >= GOAL_RATIO and complete),
     })

@@ -149,6 +149,7 @@ def main() -> None:
                      "endpoints_missed": incomplete},
         "baseline": {"what": "sleep until the second, then a bare requests.Session thread "
                              "pool posts to the same endpoints", **base},
+        "failures": incomplete,
         "ratio": {"p99": ratio(figures["p99_ms"], base["p99_ms"]),
                   "p50": ratio(figures["p50_ms"], base["p50_ms"])},
         "goal": f"p99 <= {GOAL_P99_MS:g} ms from comment_opens_at to arrival, every endpoint "

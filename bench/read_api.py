@@ -159,6 +159,7 @@ def main() -> None:
         "ratio": ratios,
         "goal": f"rps >= {GOAL_RATIO}x hello-world and p99 <= {GOAL_P99_MS:g} ms, each endpoint",
         "pass_by_endpoint": passes,
+        "failures": sum(fig["non_200"] + fig["errors"] for fig in (base, listing, detail)),
         "pass": all(passes.values()),
     })
 

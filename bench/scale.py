@@ -360,6 +360,7 @@ def main() -> None:
         "goal": f"each list endpoint's p50 latency large/small <= {GOAL_RATIO}x",
         "pass_by_endpoint": goals,
         "non_200": bad,
+        "failures": len(bad),
         "pass": all(goals.values()) and not bad,
     })
 
