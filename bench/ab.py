@@ -10,8 +10,9 @@ run the figure for both versions, alternating, several times, and compare the me
 Each version other than "." is checked out with ``git worktree`` into a temporary folder and
 runs with that folder first on ``PYTHONPATH`` (the figure's processes inherit it), with this
 checkout's interpreter and installed dependencies. Prints one JSON line and writes
-``bench/results/ab_FIGURE.json``: every run's ratio (and the figure's own rate where it has
-one), each version's medians, and B's median over A's.
+``bench/results/ab_FIGURE.json``: every run's ratio (and the figure's own rate and its
+server's CPU per request where it has them), each version's medians, and B's median over
+A's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from bench.common import ROOT, machine_info, median, write_result
 FIGURES = ("open_latency", "fanout", "read_api", "comment_surge", "scale")
 #: Where a figure reports its own rate, besides the ratio (comment_surge: posts/s).
 RATES = {"comment_surge": ("daylight", "posts_per_second_median")}
+#: Where a figure reports its server's CPU per request (comment_surge: Daylight's processes).
+CPU = {"comment_surge": ("cpu_per_request", "daylight", "cpu_ms")}
 #: A run that takes longer than this is stopped (the longest full figure takes minutes).
 RUN_TIMEOUT_SECONDS = 3600
 
@@ -129,6 +132,9 @@ def summary(figure: str, result: dict[str, Any]) -> dict[str, Any]:
     if figure in RATES:
         section, key = RATES[figure]
         row["rate"] = result.get(section, {}).get(key)
+    if figure in CPU:
+        section, side, key = CPU[figure]
+        row["cpu_ms"] = result.get(section, {}).get(side, {}).get(key)
     return row
 
 
@@ -145,6 +151,9 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     rates = [float(run["rate"]) for run in runs if run.get("rate") is not None]
     if rates:
         out["rate_median"] = round(median(rates), 1)
+    cpu = [float(run["cpu_ms"]) for run in runs if run.get("cpu_ms") is not None]
+    if cpu:
+        out["cpu_ms_median"] = round(median(cpu), 3)
     return out
 
 
@@ -158,6 +167,9 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         out["ratio"] = {k: round(rb[k] / ra[k], 3) for k in ra if k in rb and ra[k]}
     if a.get("rate_median") and b.get("rate_median"):
         out["rate"] = round(b["rate_median"] / a["rate_median"], 3)
+    if a.get("cpu_ms_median") and b.get("cpu_ms_median"):
+        # Below 1: B spends less CPU per request than A.
+        out["cpu_ms"] = round(b["cpu_ms_median"] / a["cpu_ms_median"], 3)
     return out
 
 

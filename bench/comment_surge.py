@@ -39,6 +39,7 @@ from bench.common import (
     process_env,
     ratio,
     seed_basics,
+    session_cpu,
     technology_body,
     utcnow,
     wait_healthy,
@@ -95,6 +96,25 @@ def comment_targets(path: str, count: int = 20) -> list[Target]:
     return targets
 
 
+def cpu_summary(cpu: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """Each server's median CPU and context switches per request, and what the CPU alone
+    allows: the bare POST's CPU per request over Daylight's is the ratio Daylight would
+    reach if both kept the machine equally busy (its throughput cannot pass it while the
+    machine's cores are the limit)."""
+    out: dict[str, Any] = {
+        "what": "CPU (user + system) of the server's own processes per request, in ms, and "
+                "their context switches; not the load generator's or the database server's",
+    }
+    for side, rounds in cpu.items():
+        if rounds:
+            out[side] = {key: round(median([r[key] for r in rounds]), 3)
+                         for key in ("cpu_ms", "context_switches")}
+    if "daylight" in out and "baseline" in out:
+        out["baseline_over_daylight"] = ratio(out["baseline"]["cpu_ms"],
+                                              out["daylight"]["cpu_ms"])
+    return out
+
+
 def main() -> None:
     """Run the figure and write bench/results/comment_surge.json."""
     parse = parser(__doc__ or "")
@@ -126,6 +146,9 @@ def main() -> None:
         daylight: list[LoadResult] = []
         baseline: list[LoadResult] = []
         durable: list[LoadResult] = []
+        # Per request, each round: the CPU of the server's own processes (Daylight's web and
+        # worker processes; the bare app's), not the load generator's or the database's.
+        cpu: dict[str, list[dict[str, float]]] = {"daylight": [], "baseline": [], "durable": []}
         with deployment:
             deployment.start()
             bare.start()
@@ -134,15 +157,23 @@ def main() -> None:
                 ours = comment_targets(f"/api/v1/reviews/{review_id}/comments")
                 theirs = comment_targets("/comments")
                 stored_theirs = comment_targets("/comments/stored")
+                ours_sessions = [proc.pid for proc in deployment.procs]
+
+                def load(port: int, targets: list[Target], sessions: list[int],
+                         cpu: list[dict[str, float]]) -> LoadResult:
+                    before = session_cpu(sessions)
+                    result = run_load(port, targets, connections=args.connections,
+                                      duration=args.seconds)
+                    after = session_cpu(sessions)
+                    if before is not None and after is not None:
+                        cpu.append(before.per(after, result.requests))
+                    return result
+
                 for _ in range(rounds):
-                    baseline.append(run_load(base_port, theirs, connections=args.connections,
-                                             duration=args.seconds))
-                    durable.append(run_load(base_port, stored_theirs,
-                                            connections=args.connections,
-                                            duration=args.seconds))
-                    daylight.append(run_load(deployment.port, ours,
-                                             connections=args.connections,
-                                             duration=args.seconds))
+                    baseline.append(load(base_port, theirs, [bare.pid], cpu["baseline"]))
+                    durable.append(load(base_port, stored_theirs, [bare.pid], cpu["durable"]))
+                    daylight.append(load(deployment.port, ours, ours_sessions,
+                                         cpu["daylight"]))
             finally:
                 bare.stop()
         with engine(app).connect() as conn:
@@ -182,6 +213,7 @@ def main() -> None:
             "rounds": [r.summary() for r in durable]},
         "ratio": ratio(rate, base),
         "ratio_to_durable_baseline": ratio(rate, durable_rate),
+        "cpu_per_request": cpu_summary(cpu),
         "goal": f">= {GOAL_RATIO}x the baseline's posts per second; stored == accepted",
         "nothing_lost": nothing_lost,
         "failures": refused + unanswered + (0 if nothing_lost else max(

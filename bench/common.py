@@ -152,6 +152,58 @@ def write_result(name: str, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# --- CPU --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU time and context switches of some processes, so far (from ``/proc``)."""
+
+    seconds: float
+    switches: int
+
+    def per(self, later: CpuUse, count: int) -> dict[str, float]:
+        """Milliseconds of CPU and context switches per item between this reading and
+        ``later``, for ``count`` items (NaN for none)."""
+        if count <= 0:
+            return {"cpu_ms": math.nan, "context_switches": math.nan}
+        return {"cpu_ms": round((later.seconds - self.seconds) / count * 1000, 3),
+                "context_switches": round((later.switches - self.switches) / count, 2)}
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def session_cpu(sessions: Sequence[int]) -> CpuUse | None:
+    """CPU time (user and system) and context switches of every live process, all its
+    threads counted, in the given sessions (``Proc`` starts each in its own, its id the
+    leader's pid); None where ``/proc`` is not there (not Linux). A process that ended
+    between two readings takes its count with it, so compare readings of servers that run
+    throughout."""
+    wanted = set(sessions)
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    ticks = switches = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command name (which may hold spaces): state is the 1st,
+            # session the 4th, utime and stime the 12th and 13th.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) not in wanted:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+            for task in (entry / "task").iterdir():
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:  # voluntary and nonvoluntary
+                        switches += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended while being read
+    return CpuUse(ticks / _TICKS, switches)
+
+
 # --- waiting -----------------------------------------------------------------------------
 
 

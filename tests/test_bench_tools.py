@@ -1,0 +1,80 @@
+"""The benchmark harness's own arithmetic: CPU readings from /proc and the A/B comparison."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.ab import compare, medians, summary
+from bench.comment_surge import cpu_summary
+from bench.common import CpuUse, session_cpu
+
+# A child in its own session that spends 0.3 s of its own CPU, says so, then waits.
+_BURN = """
+import sys, time
+while time.process_time() < 0.3:
+    pass
+print("spent", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_session_cpu_counts_a_sessions_processes_and_no_one_elses() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _BURN], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "spent"
+        use = session_cpu([child.pid])
+        assert use is not None
+        # The kernel counts in clock ticks (10 ms): at least 0.3 s less one tick.
+        assert use.seconds >= 0.29
+        assert use.switches >= 1  # it blocked on its pipe at least once
+        nobody = session_cpu([2**22 + 7])  # above the kernel's largest pid: no such session
+        assert nobody == CpuUse(0.0, 0)
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        child.wait(timeout=30)
+
+
+def test_per_request_figures_divide_the_difference() -> None:
+    before, after = CpuUse(1.0, 100), CpuUse(1.5, 400)
+    assert before.per(after, 250) == {"cpu_ms": 2.0, "context_switches": 1.2}
+    empty = before.per(after, 0)
+    assert math.isnan(empty["cpu_ms"]) and math.isnan(empty["context_switches"])
+
+
+def test_cpu_summary_gives_the_ratio_the_cpu_allows() -> None:
+    out = cpu_summary({
+        "daylight": [{"cpu_ms": 1.6, "context_switches": 14.0},
+                     {"cpu_ms": 1.4, "context_switches": 12.0},
+                     {"cpu_ms": 2.0, "context_switches": 20.0}],
+        "baseline": [{"cpu_ms": 0.6, "context_switches": 6.0}],
+        "durable": [],
+    })
+    assert out["daylight"] == {"cpu_ms": 1.6, "context_switches": 14.0}
+    assert out["baseline"] == {"cpu_ms": 0.6, "context_switches": 6.0}
+    assert "durable" not in out  # no rounds, no figure
+    assert out["baseline_over_daylight"] == 0.375
+
+
+def test_ab_compares_the_cpu_per_request_of_two_versions() -> None:
+    def run(rate: float, cpu_ms: float) -> dict[str, object]:
+        return {"ratio": rate / 4000, "failures": 0, "machine": {"git_commit": "x"},
+                "daylight": {"posts_per_second_median": rate},
+                "cpu_per_request": {"daylight": {"cpu_ms": cpu_ms}}}
+
+    a = medians([summary("comment_surge", run(r, c))
+                 for r, c in ((1000, 1.6), (1100, 1.5), (900, 1.8))])
+    b = medians([summary("comment_surge", run(r, c))
+                 for r, c in ((1200, 1.2), (1300, 1.1), (1100, 1.3))])
+    assert a["cpu_ms_median"] == 1.6 and b["cpu_ms_median"] == 1.2
+    assert compare(a, b) == {"ratio": 1.2, "rate": 1.2, "cpu_ms": 0.75}
+    # Figures that report no CPU are compared as before.
+    assert "cpu_ms" not in summary("read_api", {"ratio": {"list": 1.0}})
