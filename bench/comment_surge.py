@@ -160,13 +160,13 @@ def main() -> None:
                 ours_sessions = [proc.pid for proc in deployment.procs]
 
                 def load(port: int, targets: list[Target], sessions: list[int],
-                         cpu: list[dict[str, float]]) -> LoadResult:
+                         into: list[dict[str, float]]) -> LoadResult:
                     before = session_cpu(sessions)
                     result = run_load(port, targets, connections=args.connections,
                                       duration=args.seconds)
                     after = session_cpu(sessions)
                     if before is not None and after is not None:
-                        cpu.append(before.per(after, result.requests))
+                        into.append(before.per(after, result.requests))
                     return result
 
                 for _ in range(rounds):

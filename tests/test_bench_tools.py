@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,11 @@ sys.stdin.readline()
 """
 
 
+def _state(pid: int) -> str:
+    """The process's state letter from /proc (S: sleeping)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
 def test_session_cpu_counts_a_sessions_processes_and_no_one_elses() -> None:
     child = subprocess.Popen([sys.executable, "-c", _BURN], stdin=subprocess.PIPE,
@@ -30,11 +36,16 @@ def test_session_cpu_counts_a_sessions_processes_and_no_one_elses() -> None:
     try:
         assert child.stdout is not None and child.stdin is not None
         assert child.stdout.readline().strip() == "spent"
+        # Read once it sleeps on its stdin: blocking there is a context switch of its own.
+        deadline = time.monotonic() + 10
+        while _state(child.pid) != "S":
+            assert time.monotonic() < deadline, "the child never waited on its stdin"
+            time.sleep(0.001)
         use = session_cpu([child.pid])
         assert use is not None
         # The kernel counts in clock ticks (10 ms): at least 0.3 s less one tick.
         assert use.seconds >= 0.29
-        assert use.switches >= 1  # it blocked on its pipe at least once
+        assert use.switches >= 1
         nobody = session_cpu([2**22 + 7])  # above the kernel's largest pid: no such session
         assert nobody == CpuUse(0.0, 0)
     finally:
