@@ -32,10 +32,12 @@ from typing import Any
 from bench.common import ROOT, machine_info, median, write_result
 
 FIGURES = ("open_latency", "fanout", "read_api", "comment_surge", "scale")
-#: Where a figure reports its own rate, besides the ratio (comment_surge: posts/s).
-RATES = {"comment_surge": ("daylight", "posts_per_second_median")}
-#: Where a figure reports its server's CPU per request (comment_surge: Daylight's processes).
-CPU = {"comment_surge": ("cpu_per_request", "daylight", "cpu_ms")}
+#: Numbers a figure reports besides its ratio, compared too: name -> path in its result
+#: (comment_surge: Daylight's posts/s, and the CPU per post of Daylight's processes).
+EXTRAS: dict[str, dict[str, tuple[str, ...]]] = {
+    "comment_surge": {"rate": ("daylight", "posts_per_second_median"),
+                      "cpu_ms": ("cpu_per_request", "daylight", "cpu_ms")},
+}
 #: A run that takes longer than this is stopped (the longest full figure takes minutes).
 RUN_TIMEOUT_SECONDS = 3600
 
@@ -125,16 +127,15 @@ def broken(result: dict[str, Any]) -> str | None:
 
 
 def summary(figure: str, result: dict[str, Any]) -> dict[str, Any]:
-    """What is compared from one run: its ratio (a number, or one per endpoint), its own
-    rate where it has one, and whether it passed."""
+    """What is compared from one run: its ratio (a number, or one per endpoint), its
+    ``EXTRAS`` where it has them, and whether it passed."""
     row: dict[str, Any] = {"ratio": result.get("ratio"), "pass": result.get("pass"),
                            "git": result.get("machine", {}).get("git_commit")}
-    if figure in RATES:
-        section, key = RATES[figure]
-        row["rate"] = result.get(section, {}).get(key)
-    if figure in CPU:
-        section, side, key = CPU[figure]
-        row["cpu_ms"] = result.get(section, {}).get(side, {}).get(key)
+    for name, path in EXTRAS.get(figure, {}).items():
+        value: Any = result
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        row[name] = value
     return row
 
 
@@ -148,12 +149,10 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         keys = [k for k, v in ratios[0].items() if isinstance(v, int | float)]
         out["ratio_median"] = {k: round(median([float(r[k]) for r in ratios]), 3)
                                for k in keys}
-    rates = [float(run["rate"]) for run in runs if run.get("rate") is not None]
-    if rates:
-        out["rate_median"] = round(median(rates), 1)
-    cpu = [float(run["cpu_ms"]) for run in runs if run.get("cpu_ms") is not None]
-    if cpu:
-        out["cpu_ms_median"] = round(median(cpu), 3)
+    for name in {name for extras in EXTRAS.values() for name in extras}:
+        values = [float(run[name]) for run in runs if run.get(name) is not None]
+        if values:
+            out[f"{name}_median"] = round(median(values), 3)
     return out
 
 
@@ -165,11 +164,10 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         out["ratio"] = round(rb / ra, 3)
     elif isinstance(ra, dict) and isinstance(rb, dict):
         out["ratio"] = {k: round(rb[k] / ra[k], 3) for k in ra if k in rb and ra[k]}
-    if a.get("rate_median") and b.get("rate_median"):
-        out["rate"] = round(b["rate_median"] / a["rate_median"], 3)
-    if a.get("cpu_ms_median") and b.get("cpu_ms_median"):
-        # Below 1: B spends less CPU per request than A.
-        out["cpu_ms"] = round(b["cpu_ms_median"] / a["cpu_ms_median"], 3)
+    # (For cpu_ms, below 1 means B spends less CPU per request than A.)
+    for name in {name for extras in EXTRAS.values() for name in extras}:
+        if a.get(f"{name}_median") and b.get(f"{name}_median"):
+            out[name] = round(b[f"{name}_median"] / a[f"{name}_median"], 3)
     return out
 
 
