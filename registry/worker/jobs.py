@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from registry.clock import Clock
-from registry.comments.services import purge_commenter_contacts
 from registry.database import transaction
 from registry.events.models import FOLLOWERS, Event, LogCursor
 from registry.reviews.services import (
@@ -85,6 +84,10 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[i
 
 def purge_personal_data(app: Flask, clock: Clock) -> int:
     """Delete commenters' emails and address keys the configured days after the decision."""
+    # Imported here, not above: a restarting worker opens what fell due before it loads
+    # the comments' services (and their CSV export), which the opening does not need.
+    from registry.comments.services import purge_commenter_contacts
+
     with app.app_context(), transaction(app) as session:
         return purge_commenter_contacts(
             session, now=clock.now(), retention_days=app.config["COMMENT_EMAIL_RETENTION_DAYS"])

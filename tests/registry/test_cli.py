@@ -1,10 +1,18 @@
-"""The command line: tokens, departments, migrations."""
+"""The command line: tokens, departments, migrations, the worker's start."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from registry.auth.models import ApiToken
+from registry.cli import main
 
 
 def test_tokens_create_prints_the_token_last_and_stores_only_its_hash(app, runner):
@@ -51,3 +59,40 @@ def test_departments_add_refuses_duplicates_and_bad_slugs(runner, client):
 def test_revoking_an_unknown_token_fails(runner):
     result = runner.invoke(args=["tokens", "revoke", "tok_nope"])
     assert result.exit_code != 0
+
+
+# Stands in for the worker's first act: it reports which of the modules a restarting
+# worker has no need of before opening what fell due were loaded by then.
+_AT_FIRST_OPENING = """
+import json, sys
+import registry.worker.jobs as jobs
+from registry.cli import main
+
+def report(app, clock):
+    late = ("flask_limiter", "flask_smorest", "marshmallow", "registry.comments",
+            "registry.pages", "registry.webhook_endpoints", "apscheduler",
+            "webhooks.sender", "webhooks.transport")
+    print(json.dumps(sorted(m for m in sys.modules if m.startswith(late))))
+    raise SystemExit(0)
+
+jobs.run_due_transitions = report
+sys.argv = ["daylight", "worker"]
+main()
+"""
+
+
+def test_a_restarting_worker_opens_what_fell_due_before_loading_what_it_does_not_need(
+        tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'daylight.db'}"}
+    result = subprocess.run([sys.executable, "-c", _AT_FIRST_OPENING], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    # Not the web app, not flask-limiter's command plugin, not the comments' services.
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_plugin_commands_are_still_found_beside_daylights_own() -> None:
+    result = CliRunner().invoke(main, ["limiter", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Flask-Limiter" in result.output
+    assert "worker" in CliRunner().invoke(main, ["--help"]).output
