@@ -61,8 +61,8 @@ def test_revoking_an_unknown_token_fails(runner):
     assert result.exit_code != 0
 
 
-# Stands in for the worker's first act: it reports which of the modules a restarting
-# worker has no need of before opening what fell due were loaded by then.
+# Runs ``daylight worker`` with its first act (opening what fell due) replaced by a report:
+# the modules already loaded at that moment that the opening does not need.
 _AT_FIRST_OPENING = """
 import json, sys
 import registry.worker.jobs as jobs
