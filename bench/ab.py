@@ -38,6 +38,7 @@ EXTRAS: dict[str, dict[str, tuple[str, ...]]] = {
     "comment_surge": {"rate": ("daylight", "posts_per_second_median"),
                       "cpu_ms": ("cpu_per_request", "daylight", "cpu_ms")},
 }
+EXTRA_NAMES = sorted({name for extras in EXTRAS.values() for name in extras})
 #: A run that takes longer than this is stopped (the longest full figure takes minutes).
 RUN_TIMEOUT_SECONDS = 3600
 
@@ -149,7 +150,7 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         keys = [k for k, v in ratios[0].items() if isinstance(v, int | float)]
         out["ratio_median"] = {k: round(median([float(r[k]) for r in ratios]), 3)
                                for k in keys}
-    for name in {name for extras in EXTRAS.values() for name in extras}:
+    for name in EXTRA_NAMES:
         values = [float(run[name]) for run in runs if run.get(name) is not None]
         if values:
             out[f"{name}_median"] = round(median(values), 3)
@@ -165,7 +166,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(ra, dict) and isinstance(rb, dict):
         out["ratio"] = {k: round(rb[k] / ra[k], 3) for k in ra if k in rb and ra[k]}
     # (For cpu_ms, below 1 means B spends less CPU per request than A.)
-    for name in {name for extras in EXTRAS.values() for name in extras}:
+    for name in EXTRA_NAMES:
         if a.get(f"{name}_median") and b.get(f"{name}_median"):
             out[name] = round(b[f"{name}_median"] / a[f"{name}_median"], 3)
     return out
