@@ -3,9 +3,12 @@ transaction always gives its turn back, however it ends."""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from registry.db import make_engine, read_only
+from registry.db import CHECKPOINTS, Checkpointer, make_engine, read_only
 
 HOLD_LOCK = """
 import fcntl, sys
@@ -116,3 +119,85 @@ def test_a_writer_kept_waiting_too_long_gets_a_503_and_nothing_is_saved(
     assert response.mimetype == "application/problem+json"
     assert response.headers["Retry-After"] == "1"
     assert client.get("/api/v1/technologies", headers=staff).get_json()["items"] == []
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def notes_in_database_file(database: Path, folder: Path) -> list[int] | None:
+    """The notes the database file itself holds, without its write-ahead log: what a
+    checkpoint has copied there (None when not even the table has been)."""
+    copy = folder / "file-only.db"
+    shutil.copyfile(database, copy)
+    connection = sqlite3.connect(copy)
+    try:
+        if connection.execute("SELECT count(*) FROM sqlite_master WHERE name = 'note'"
+                              ).fetchone()[0] == 0:
+            return None
+        return [row[0] for row in connection.execute("SELECT n FROM note ORDER BY n")]
+    finally:
+        connection.close()
+
+
+def test_commits_are_checkpointed_by_the_checkpoint_thread_not_by_sqlite(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr("registry.db.CHECKPOINT_EVERY", 4)
+    database = tmp_path / "writers.db"
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as conn:
+            # SQLite's own checkpoint, inside the committing writer's turn, is off.
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+        before = CHECKPOINTS.completed
+        with engine.begin() as conn:  # the process's first write commit on this file
+            conn.execute(text("CREATE TABLE note (n INTEGER)"))
+        for value in (1, 2):
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO note VALUES (:n)"), {"n": value})
+        # Three commits: still only in the write-ahead log.
+        assert notes_in_database_file(database, tmp_path) is None
+        assert CHECKPOINTS.completed == before
+        with engine.begin() as conn:  # the fourth asks for a checkpoint
+            conn.execute(text("INSERT INTO note VALUES (3)"))
+        assert wait_for(lambda: CHECKPOINTS.completed > before)
+        assert notes_in_database_file(database, tmp_path) == [1, 2, 3]
+        assert notes(engine) == [1, 2, 3]
+    finally:
+        engine.dispose()
+
+
+def test_a_checkpoint_under_way_holds_up_no_writer(sqlite_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr("registry.db.CHECKPOINT_EVERY", 2)
+    started, finish = threading.Event(), threading.Event()
+    checkpoint = Checkpointer.checkpoint
+
+    def slow_checkpoint(self: Checkpointer, database: str) -> None:
+        started.set()
+        finish.wait(30)  # a checkpoint stuck on a slow disk
+        checkpoint(self, database)
+
+    monkeypatch.setattr(Checkpointer, "checkpoint", slow_checkpoint)
+    try:
+        # The second write commit (after the fixture's) asks for a checkpoint.
+        assert write_in_thread(sqlite_engine, 1).wait(10)
+        assert started.wait(10)
+        # Writers go on while it is stuck (well before it could give up).
+        assert write_in_thread(sqlite_engine, 2).wait(5)
+        assert write_in_thread(sqlite_engine, 3).wait(5)
+        assert notes(sqlite_engine) == [1, 2, 3]
+    finally:
+        finish.set()
+
+
+def test_a_checkpoint_of_a_database_that_is_gone_creates_nothing(tmp_path, caplog):
+    missing = tmp_path / "gone.db"
+    Checkpointer().checkpoint(str(missing))
+    assert not missing.exists()
+    assert "SQLite checkpoint of" in caplog.text
