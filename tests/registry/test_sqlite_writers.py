@@ -198,6 +198,30 @@ def test_a_checkpoint_under_way_holds_up_no_writer(sqlite_engine, tmp_path, monk
 
 def test_a_checkpoint_of_a_database_that_is_gone_creates_nothing(tmp_path, caplog):
     missing = tmp_path / "gone.db"
-    Checkpointer().checkpoint(str(missing))
+    checkpointer = Checkpointer()
+    checkpointer.checkpoint(str(missing))
     assert not missing.exists()
+    assert checkpointer.completed == 1
+    assert "SQLite checkpoint" not in caplog.text  # nothing to say of a file that is gone
+
+
+def test_a_failed_checkpoint_is_logged_and_the_next_one_still_runs(tmp_path, caplog):
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("not SQLite")
+    checkpointer = Checkpointer()
+    checkpointer.request(str(not_a_database))
+    assert wait_for(lambda: checkpointer.completed == 1)
     assert "SQLite checkpoint of" in caplog.text
+    database = tmp_path / "writers.db"
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+        connection.execute("CREATE TABLE note (n INTEGER)")
+        connection.execute("INSERT INTO note VALUES (7)")
+        connection.commit()
+        checkpointer.request(str(database))  # the same thread, still there
+        assert wait_for(lambda: checkpointer.completed == 2)
+        assert notes_in_database_file(database, tmp_path) == [7]
+    finally:
+        connection.close()
