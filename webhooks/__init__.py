@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         DeliveryPage,
         DeliveryRecord,
         OutgoingEvent,
+        Subscriptions,
         attempts_of,
         create_endpoint,
         delete_endpoint,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         message_body,
         retry_delivery,
         rotate_secret,
+        subscriptions,
         update_endpoint,
     )
     from webhooks.signing import new_secret, sign, signature_header
@@ -77,6 +79,8 @@ _EXPORTS: dict[str, str] = {
     "message_body": "webhooks.services",
     "retry_delivery": "webhooks.services",
     "rotate_secret": "webhooks.services",
+    "Subscriptions": "webhooks.services",
+    "subscriptions": "webhooks.services",
     "update_endpoint": "webhooks.services",
     "new_secret": "webhooks.signing",
     "sign": "webhooks.signing",
@@ -98,6 +102,7 @@ __all__ = [
     "ROTATION_GRACE",
     "SENDING",
     "SUCCEEDED",
+    "Subscriptions",
     "TEST_EVENT_TYPE",
     "USER_AGENT",
     "UnsafeURLError",
@@ -119,6 +124,7 @@ __all__ = [
     "rotate_secret",
     "sign",
     "signature_header",
+    "subscriptions",
     "update_endpoint",
 ]
 

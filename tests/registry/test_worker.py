@@ -208,6 +208,54 @@ def test_two_followers_fan_out_each_event_once(backend, app, client, token, make
     assert handled >= events
 
 
+def test_a_pass_loads_the_bodies_of_only_the_events_someone_receives(
+        backend, app, client, token, make_technology, clock, receiver):
+    from sqlalchemy import event as sa_event
+
+    from registry.database import engine, transaction
+    from registry.events.models import LogCursor
+    from webhooks import WebhookDelivery, WebhookMessage
+
+    clock.advance(seconds=1)  # after the bundled policies' events: those are for nobody
+    subscribe(client, token("partner"), receiver.url("/submitted"), ["technology.submitted"])
+    clock.advance(seconds=1)
+    for i in range(3):
+        make_technology(submit=True, name=f"Tech {i}")  # a created and a submitted event each
+    with app.app_context(), transaction(app) as session:
+        events = list(session.execute(select(Event).order_by(Event.seq)).scalars())
+    submitted = [e for e in events if e.type == "technology.submitted"]
+    assert len(submitted) == 3 and len(events) > 3
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        statements.append((statement, parameters))
+
+    sa_event.listen(engine(app), "before_cursor_execute", seen)
+    try:
+        handled, _ = fan_out_new_events(app, clock)
+    finally:
+        sa_event.remove(engine(app), "before_cursor_execute", seen)
+    assert handled == len(events)
+    # One read of the events' bodies, for the three submitted ones only.
+    [(_sql, parameters)] = [(sql, p) for sql, p in statements if "event.data" in sql]
+    values = parameters.values() if isinstance(parameters, dict) else parameters
+    assert sorted(values) == [e.seq for e in submitted]
+    with app.app_context(), transaction(app) as session:
+        cursor = session.get(LogCursor, "webhooks")
+        messages = list(session.execute(select(WebhookMessage).order_by(WebhookMessage.id)
+                                        ).scalars())
+        deliveries = session.execute(select(func.count()).select_from(WebhookDelivery)
+                                     ).scalar_one()
+    assert cursor is not None and cursor.seq == events[-1].seq  # past every event
+    assert sorted(m.id for m in messages) == sorted(e.id for e in submitted)
+    assert deliveries == 3
+    for message in messages:
+        [source] = [e for e in submitted if e.id == message.id]
+        body = json.loads(message.body)
+        assert body["data"] == source.data
+        assert body["type"] == "technology.submitted"
+
+
 @postgres_only
 def test_200_concurrent_comment_posts_all_land(backend, app, client, token, make_technology,
                                                clock):
