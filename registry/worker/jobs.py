@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from flask import Flask
 from sqlalchemy import select
@@ -52,9 +53,16 @@ def run_due_transitions(app: Flask, clock: Clock) -> Transitions:
     return done
 
 
-def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[int, bool]:
-    """Hand events after the webhook cursor to ``webhooks``; returns (events handled, whether
-    any of them changes review timing).
+class FanOut(NamedTuple):
+    """What one fan-out pass did."""
+
+    handled: int  # events read past the cursor
+    timing_changed: bool  # one of them changes review timing (``TIMING_EVENTS``)
+    deliveries: int  # deliveries created
+
+
+def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> FanOut:
+    """Hand events after the webhook cursor to ``webhooks``.
 
     The cursor row is locked for the pass (``SKIP LOCKED``: a second worker skips instead
     of waiting), so two workers never fan out the same events at once.
@@ -68,7 +76,7 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[i
             .with_for_update(skip_locked=True)
         ).scalar_one_or_none()
         if cursor is None:
-            return 0, False  # another worker holds it (the row is made by every upgrade)
+            return FanOut(0, False, 0)  # another worker holds it (made by every upgrade)
         # The events' order, types and times first; their bodies only for the events some
         # endpoint receives. Under a comment surge nearly every event is one nobody
         # subscribes to, and loading its JSON was most of the worker's CPU.
@@ -77,20 +85,22 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> tuple[i
             .where(col(Event.seq) > cursor.seq).order_by(col(Event.seq)).limit(batch)
         ).all()
         if not heads:
-            return 0, False
+            return FanOut(0, False, 0)
         subscribed = subscriptions(session, until=max(timestamp for _, _, timestamp in heads))
         wanted = [seq for seq, type_, timestamp in heads
                   if subscribed.targets(type_, timestamp)]
+        deliveries = 0
         if wanted:
             events = session.execute(
                 select(Event).where(col(Event.seq).in_(wanted)).order_by(col(Event.seq))
             ).scalars()
-            enqueue_events(session, [OutgoingEvent(event.id, event.type, event.timestamp,
-                                                   event.data) for event in events],
-                           now=clock.now(), subscribed=subscribed)
+            deliveries = enqueue_events(
+                session, [OutgoingEvent(event.id, event.type, event.timestamp, event.data)
+                          for event in events], now=clock.now(), subscribed=subscribed)
         cursor.seq = heads[-1].seq
         session.add(cursor)
-        return len(heads), any(type_ in TIMING_EVENTS for _, type_, _ in heads)
+        return FanOut(len(heads), any(type_ in TIMING_EVENTS for _, type_, _ in heads),
+                      deliveries)
 
 
 def purge_personal_data(app: Flask, clock: Clock) -> int:

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 #: After following the log on a notice, wait this long before the next notice-driven pass.
 NOTICE_GAP_SECONDS = 0.05
+#: ... or this long after a pass that sent nothing anywhere: under a comment surge, where
+#: nobody subscribes to comments, passes that only move the cursor cost every worker CPU the
+#: web processes need. An event someone receives waits at most this long behind them.
+QUIET_GAP_SECONDS = 0.25
 #: Events read from the log per fan-out transaction.
 FAN_OUT_BATCH = 500
 SWEEP_SECONDS = 2.0
@@ -65,28 +69,33 @@ class Worker:
         if run_due_transitions(self.app, self.clock):
             self.follow()
 
-    def follow(self) -> None:
-        """Fan new events out to webhook endpoints and start sending them."""
+    def follow(self) -> int:
+        """Fan new events out to webhook endpoints and start sending them; returns how many
+        deliveries the new events made."""
         # One follower per process; other processes are kept apart by the cursor row lock.
         with self._follow_lock:
             timing_changed = False
+            deliveries = 0
             while True:
-                handled, changed = fan_out_new_events(self.app, self.clock, batch=FAN_OUT_BATCH)
-                timing_changed |= changed
-                if handled < FAN_OUT_BATCH:  # the log is read to its end (as of that pass)
+                done = fan_out_new_events(self.app, self.clock, batch=FAN_OUT_BATCH)
+                timing_changed |= done.timing_changed
+                deliveries += done.deliveries
+                if done.handled < FAN_OUT_BATCH:  # the log is read to its end (as of then)
                     break
             self._last_pass = time.monotonic()
             self.engine.pump()
         if timing_changed and self.scheduler.running:
             self.resync_timers()
+        return deliveries
 
     def poll(self) -> None:
         """The interval's pass, a safety net for a notice that never came. Skipped while
         notices arrive and a pass of this process ended less than a poll ago: under a surge
-        the notices already bring a pass every ``NOTICE_GAP_SECONDS``, and a poll among
-        them only repeats one (in every worker, taking CPU the web processes need)."""
+        the notices already bring a pass every ``NOTICE_GAP_SECONDS`` (``QUIET_GAP_SECONDS``
+        while they bring no deliveries), and a poll among them only repeats one (in every
+        worker, taking CPU the web processes need)."""
         if (self._waker is not None and log_head(self.app).live
-                and time.monotonic() - self._last_pass < POLL_SECONDS):
+                and time.monotonic() - self._last_pass < POLL_SECONDS + QUIET_GAP_SECONDS):
             return
         self.follow()
 
@@ -149,12 +158,18 @@ class Worker:
         # cost a pass each, in every worker, taking the CPU the web processes need.
         while not self._stopping.is_set():
             if self._log_moved.wait(timeout=1.0) and not self._stopping.is_set():
-                self._log_moved.clear()
-                try:
-                    self.follow()
-                except Exception:  # noqa: BLE001 — the poll retries; keep listening
-                    log.exception("following the log on a notice failed")
-                self._stopping.wait(NOTICE_GAP_SECONDS)
+                self._stopping.wait(self.follow_on_notice())
+
+    def follow_on_notice(self) -> float:
+        """One notice-driven pass; returns how long to wait before the next: longer after a
+        pass that made no deliveries (``QUIET_GAP_SECONDS``)."""
+        self._log_moved.clear()
+        try:
+            deliveries = self.follow()
+        except Exception:  # noqa: BLE001 — the poll retries; keep listening
+            log.exception("following the log on a notice failed")
+            return NOTICE_GAP_SECONDS
+        return NOTICE_GAP_SECONDS if deliveries else QUIET_GAP_SECONDS
 
     def stop(self) -> None:
         """Stop ticking and let sends in flight finish."""

@@ -191,7 +191,7 @@ def test_two_followers_fan_out_each_event_once(backend, app, client, token, make
         barrier.wait()
         total = 0
         while True:
-            handled, _ = fan_out_new_events(app, clock, batch=7)
+            handled = fan_out_new_events(app, clock, batch=7).handled
             total += handled
             if handled == 0:
                 return total
@@ -232,7 +232,7 @@ def test_a_pass_loads_the_bodies_of_only_the_events_someone_receives(
 
     sa_event.listen(engine(app), "before_cursor_execute", seen)
     try:
-        handled, _ = fan_out_new_events(app, clock)
+        handled = fan_out_new_events(app, clock).handled
     finally:
         sa_event.remove(engine(app), "before_cursor_execute", seen)
     assert handled == len(events)
@@ -346,6 +346,32 @@ def test_on_postgresql_the_worker_follows_the_log_on_its_notice_not_its_poll(
     finally:
         worker.stop()
     assert json.loads(request.body)["data"]["technology"]["id"] == technology["id"]
+
+
+def test_after_a_pass_that_sent_nothing_the_next_notice_waits_longer(
+        app, client, token, make_technology, receiver, worker, clock):
+    # Under a comment surge nobody receives the events: passes that only move the cursor
+    # come at most every QUIET_GAP_SECONDS, not every NOTICE_GAP_SECONDS.
+    from registry.database import transaction
+    from registry.events.models import LogCursor
+    from registry.worker.runner import NOTICE_GAP_SECONDS, QUIET_GAP_SECONDS
+
+    assert QUIET_GAP_SECONDS > NOTICE_GAP_SECONDS
+    clock.advance(seconds=1)  # after the bundled policies' events
+    subscribe(client, token("partner"), receiver.url("/submitted"), ["technology.submitted"])
+    clock.advance(seconds=1)
+    technology = make_technology(submit=True, name="Drones")
+    assert worker.follow_on_notice() == NOTICE_GAP_SECONDS  # one delivery made
+    [request] = receiver.wait_for(1, path="/submitted", timeout=10)
+    assert json.loads(request.body)["data"]["technology"]["id"] == technology["id"]
+    schedule(client, token("reviewer"), technology["id"], opens=clock.now() + timedelta(days=1))
+    [scheduled] = public_events(client, type="review.scheduled")
+    assert worker.follow_on_notice() == QUIET_GAP_SECONDS  # read, and sent to nobody
+    with app.app_context(), transaction(app) as session:
+        cursor = session.get(LogCursor, "webhooks")
+        assert cursor is not None and cursor.seq == scheduled["seq"]
+    assert worker.follow_on_notice() == QUIET_GAP_SECONDS  # nothing new
+    assert len(receiver.requests_to("/submitted")) == 1
 
 
 def test_the_poll_follows_the_log_unless_notices_just_did(backend, app, monkeypatch):
