@@ -59,6 +59,7 @@ class FanOut(NamedTuple):
     handled: int  # events read past the cursor
     timing_changed: bool  # one of them changes review timing (``TIMING_EVENTS``)
     deliveries: int  # deliveries created
+    contended: bool = False  # another worker held the cursor: it is following the log
 
 
 def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> FanOut:
@@ -76,7 +77,7 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> FanOut:
             .with_for_update(skip_locked=True)
         ).scalar_one_or_none()
         if cursor is None:
-            return FanOut(0, False, 0)  # another worker holds it (made by every upgrade)
+            return FanOut(0, False, 0, contended=True)  # another worker holds the row
         # The events' order, types and times first; their bodies only for the events some
         # endpoint receives. Under a comment surge nearly every event is one nobody
         # subscribes to, and loading its JSON was most of the worker's CPU.

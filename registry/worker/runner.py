@@ -19,7 +19,12 @@ from flask import Flask
 from registry.clock import Clock
 from registry.database import log_head, session_factory, transaction
 from registry.reviews.services import upcoming_transition_times
-from registry.worker.jobs import fan_out_new_events, purge_personal_data, run_due_transitions
+from registry.worker.jobs import (
+    FanOut,
+    fan_out_new_events,
+    purge_personal_data,
+    run_due_transitions,
+)
 from webhooks import DeliveryEngine
 
 log = logging.getLogger(__name__)
@@ -27,10 +32,12 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 #: After following the log on a notice, wait this long before the next notice-driven pass.
 NOTICE_GAP_SECONDS = 0.05
-#: ... or this long after a pass that sent nothing anywhere: under a comment surge, where
-#: nobody subscribes to comments, passes that only move the cursor cost every worker CPU the
-#: web processes need. An event someone receives waits at most this long behind them.
+#: ... or this long after a pass that read at least ``QUIET_AFTER_EVENTS`` events and sent
+#: none of them anywhere: under a comment surge, where nobody subscribes to comments, passes
+#: that only move the cursor cost every worker CPU the web processes need. An event someone
+#: receives then waits at most this long behind them; outside a surge, no longer than before.
 QUIET_GAP_SECONDS = 0.25
+QUIET_AFTER_EVENTS = 20
 #: Events read from the log per fan-out transaction.
 FAN_OUT_BATCH = 500
 SWEEP_SECONDS = 2.0
@@ -69,24 +76,25 @@ class Worker:
         if run_due_transitions(self.app, self.clock):
             self.follow()
 
-    def follow(self) -> int:
-        """Fan new events out to webhook endpoints and start sending them; returns how many
-        deliveries the new events made."""
+    def follow(self) -> FanOut:
+        """Fan new events out to webhook endpoints and start sending them; returns what the
+        passes did, summed."""
         # One follower per process; other processes are kept apart by the cursor row lock.
         with self._follow_lock:
-            timing_changed = False
-            deliveries = 0
+            total = FanOut(0, False, 0)
             while True:
                 done = fan_out_new_events(self.app, self.clock, batch=FAN_OUT_BATCH)
-                timing_changed |= done.timing_changed
-                deliveries += done.deliveries
+                total = FanOut(total.handled + done.handled,
+                               total.timing_changed or done.timing_changed,
+                               total.deliveries + done.deliveries,
+                               total.contended or done.contended)
                 if done.handled < FAN_OUT_BATCH:  # the log is read to its end (as of then)
                     break
             self._last_pass = time.monotonic()
             self.engine.pump()
-        if timing_changed and self.scheduler.running:
+        if total.timing_changed and self.scheduler.running:
             self.resync_timers()
-        return deliveries
+        return total
 
     def poll(self) -> None:
         """The interval's pass, a safety net for a notice that never came. Skipped while
@@ -162,14 +170,20 @@ class Worker:
 
     def follow_on_notice(self) -> float:
         """One notice-driven pass; returns how long to wait before the next: longer after a
-        pass that made no deliveries (``QUIET_GAP_SECONDS``)."""
+        pass that read many events and made no deliveries, or found another worker
+        following the log (``QUIET_GAP_SECONDS``)."""
         self._log_moved.clear()
         try:
-            deliveries = self.follow()
+            done = self.follow()
         except Exception:  # noqa: BLE001 — the poll retries; keep listening
             log.exception("following the log on a notice failed")
             return NOTICE_GAP_SECONDS
-        return NOTICE_GAP_SECONDS if deliveries else QUIET_GAP_SECONDS
+        if done.deliveries == 0 and (done.handled >= QUIET_AFTER_EVENTS
+                                     or (done.handled == 0 and done.contended)):
+            # (Contended: another worker was following the log; it takes the next notice
+            # at its own pace, so this one need not race it for the cursor again soon.)
+            return QUIET_GAP_SECONDS
+        return NOTICE_GAP_SECONDS
 
     def stop(self) -> None:
         """Stop ticking and let sends in flight finish."""

@@ -348,10 +348,11 @@ def test_on_postgresql_the_worker_follows_the_log_on_its_notice_not_its_poll(
     assert json.loads(request.body)["data"]["technology"]["id"] == technology["id"]
 
 
-def test_after_a_pass_that_sent_nothing_the_next_notice_waits_longer(
-        app, client, token, make_technology, receiver, worker, clock):
+def test_after_a_pass_that_read_many_events_and_sent_nothing_the_next_waits_longer(
+        app, client, token, make_technology, receiver, worker, clock, monkeypatch):
     # Under a comment surge nobody receives the events: passes that only move the cursor
-    # come at most every QUIET_GAP_SECONDS, not every NOTICE_GAP_SECONDS.
+    # come at most every QUIET_GAP_SECONDS, not every NOTICE_GAP_SECONDS. A pass that read
+    # fewer than QUIET_AFTER_EVENTS events is no surge: the next waits the short gap.
     from registry.database import transaction
     from registry.events.models import LogCursor
     from registry.worker.runner import NOTICE_GAP_SECONDS, QUIET_GAP_SECONDS
@@ -360,18 +361,40 @@ def test_after_a_pass_that_sent_nothing_the_next_notice_waits_longer(
     clock.advance(seconds=1)  # after the bundled policies' events
     subscribe(client, token("partner"), receiver.url("/submitted"), ["technology.submitted"])
     clock.advance(seconds=1)
+    monkeypatch.setattr("registry.worker.runner.QUIET_AFTER_EVENTS", 2)
     technology = make_technology(submit=True, name="Drones")
     assert worker.follow_on_notice() == NOTICE_GAP_SECONDS  # one delivery made
     [request] = receiver.wait_for(1, path="/submitted", timeout=10)
     assert json.loads(request.body)["data"]["technology"]["id"] == technology["id"]
-    schedule(client, token("reviewer"), technology["id"], opens=clock.now() + timedelta(days=1))
-    [scheduled] = public_events(client, type="review.scheduled")
-    assert worker.follow_on_notice() == QUIET_GAP_SECONDS  # read, and sent to nobody
+
+    schedule(client, token("reviewer"), technology["id"], opens=clock.now())
+    assert worker.follow_on_notice() == NOTICE_GAP_SECONDS  # one event nobody takes: no surge
+    run_due_transitions(app, clock)  # the period opens: another event nobody takes
+    [last] = public_events(client, type="comment_period.opened")
+    monkeypatch.setattr("registry.worker.runner.QUIET_AFTER_EVENTS", 1)
+    assert worker.follow_on_notice() == QUIET_GAP_SECONDS  # a surge, as far as this goes
     with app.app_context(), transaction(app) as session:
         cursor = session.get(LogCursor, "webhooks")
-        assert cursor is not None and cursor.seq == scheduled["seq"]
-    assert worker.follow_on_notice() == QUIET_GAP_SECONDS  # nothing new
+        assert cursor is not None and cursor.seq == last["seq"]  # read, and sent to nobody
+    assert worker.follow_on_notice() == NOTICE_GAP_SECONDS  # nothing new
     assert len(receiver.requests_to("/submitted")) == 1
+
+
+@postgres_only
+def test_a_worker_that_finds_another_following_the_log_waits_the_longer_gap(
+        backend, app, worker):
+    from sqlalchemy import text
+
+    from registry.database import engine
+    from registry.worker.runner import QUIET_GAP_SECONDS
+
+    with engine(app).connect() as other:  # another worker, in the middle of its pass
+        other.execute(text("SELECT seq FROM event_log_cursor WHERE name = 'webhooks' FOR UPDATE"))
+        assert fan_out_new_events(app, worker.clock).contended
+        assert worker.follow_on_notice() == QUIET_GAP_SECONDS
+        other.rollback()
+    done = fan_out_new_events(app, worker.clock)
+    assert not done.contended
 
 
 def test_the_poll_follows_the_log_unless_notices_just_did(backend, app, monkeypatch):
