@@ -68,6 +68,9 @@ class Worker:
         self._stopping = threading.Event()
         self._waker: threading.Thread | None = None
         self._last_pass = 0.0  # time.monotonic() when a pass of this process last ended
+        self._last_claimed = 0  # deliveries the last pass's pump claimed
+        self._surging = False  # this worker's last read of the log was a surge's
+        self._quiet_until = 0.0  # time.monotonic() until which a surge's passes are spaced
 
     # --- the jobs ------------------------------------------------------------------------
 
@@ -91,7 +94,7 @@ class Worker:
                 if done.handled < FAN_OUT_BATCH:  # the log is read to its end (as of then)
                     break
             self._last_pass = time.monotonic()
-            self.engine.pump()
+            self._last_claimed = self.engine.pump()
         if total.timing_changed and self.scheduler.running:
             self.resync_timers()
         return total
@@ -100,10 +103,11 @@ class Worker:
         """The interval's pass, a safety net for a notice that never came. Skipped while
         notices arrive and a pass of this process ended less than a poll ago: under a surge
         the notices already bring a pass every ``NOTICE_GAP_SECONDS`` (``QUIET_GAP_SECONDS``
-        while they bring no deliveries), and a poll among them only repeats one (in every
-        worker, taking CPU the web processes need)."""
+        in a surge of events nobody receives, ``follow_on_notice``), and a poll among them
+        only repeats one (in every worker, taking CPU the web processes need)."""
+        now = time.monotonic()
         if (self._waker is not None and log_head(self.app).live
-                and time.monotonic() - self._last_pass < POLL_SECONDS + QUIET_GAP_SECONDS):
+                and (now - self._last_pass < POLL_SECONDS or now < self._quiet_until)):
             return
         self.follow()
 
@@ -169,19 +173,26 @@ class Worker:
                 self._stopping.wait(self.follow_on_notice())
 
     def follow_on_notice(self) -> float:
-        """One notice-driven pass; returns how long to wait before the next: longer after a
-        pass that read many events and made no deliveries, or found another worker
-        following the log (``QUIET_GAP_SECONDS``)."""
+        """One notice-driven pass; returns how long to wait before the next.
+
+        ``QUIET_GAP_SECONDS`` when the pass found a surge of events nobody receives: it read
+        at least ``QUIET_AFTER_EVENTS`` events, made no deliveries and claimed none to send,
+        or, once this worker has seen such a surge, it found another worker following the
+        log. Otherwise ``NOTICE_GAP_SECONDS``: outside a surge a worker that lost the race
+        for the cursor comes back soon, to help send what the other one fans out.
+        """
         self._log_moved.clear()
         try:
             done = self.follow()
         except Exception:  # noqa: BLE001 — the poll retries; keep listening
             log.exception("following the log on a notice failed")
             return NOTICE_GAP_SECONDS
-        if done.deliveries == 0 and (done.handled >= QUIET_AFTER_EVENTS
-                                     or (done.handled == 0 and done.contended)):
-            # (Contended: another worker was following the log; it takes the next notice
-            # at its own pace, so this one need not race it for the cursor again soon.)
+        surge = done.handled >= QUIET_AFTER_EVENTS
+        if done.handled or not done.contended:  # this worker read the log itself
+            self._surging = surge
+        if done.deliveries == 0 and self._last_claimed == 0 and (
+                surge or (done.contended and not done.handled and self._surging)):
+            self._quiet_until = time.monotonic() + QUIET_GAP_SECONDS
             return QUIET_GAP_SECONDS
         return NOTICE_GAP_SECONDS
 

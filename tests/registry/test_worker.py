@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -381,20 +382,35 @@ def test_after_a_pass_that_read_many_events_and_sent_nothing_the_next_waits_long
 
 
 @postgres_only
-def test_a_worker_that_finds_another_following_the_log_waits_the_longer_gap(
-        backend, app, worker):
+def test_a_worker_that_finds_another_following_the_log_waits_longer_only_in_a_surge(
+        backend, app, worker, monkeypatch):
     from sqlalchemy import text
 
     from registry.database import engine
-    from registry.worker.runner import QUIET_GAP_SECONDS
+    from registry.worker.runner import NOTICE_GAP_SECONDS, QUIET_GAP_SECONDS
 
-    with engine(app).connect() as other:  # another worker, in the middle of its pass
-        other.execute(text("SELECT seq FROM event_log_cursor WHERE name = 'webhooks' FOR UPDATE"))
+    def held_by_another_worker() -> Any:
+        other = engine(app).connect()
+        other.execute(text("SELECT seq FROM event_log_cursor WHERE name = 'webhooks' "
+                           "FOR UPDATE"))
+        return other
+
+    other = held_by_another_worker()
+    try:
         assert fan_out_new_events(app, worker.clock).contended
+        # No surge seen: the other may be fanning out deliveries this one should help send.
+        assert worker.follow_on_notice() == NOTICE_GAP_SECONDS
+    finally:
+        other.close()
+    # The bundled policies' events, sent to nobody: a surge, with the threshold at 1.
+    monkeypatch.setattr("registry.worker.runner.QUIET_AFTER_EVENTS", 1)
+    assert worker.follow_on_notice() == QUIET_GAP_SECONDS
+    other = held_by_another_worker()
+    try:
         assert worker.follow_on_notice() == QUIET_GAP_SECONDS
-        other.rollback()
-    done = fan_out_new_events(app, worker.clock)
-    assert not done.contended
+    finally:
+        other.close()
+    assert not fan_out_new_events(app, worker.clock).contended
 
 
 def test_the_poll_follows_the_log_unless_notices_just_did(backend, app, monkeypatch):
@@ -425,5 +441,11 @@ def test_the_poll_follows_the_log_unless_notices_just_did(backend, app, monkeypa
         before = len(passes)
         worker.poll()
         assert len(passes) == before + 1
+        # In a surge's longer gap (follow_on_notice chose it), the poll waits it out too.
+        worker._last_pass -= 3601
+        worker._quiet_until = time.monotonic() + 3600
+        before = len(passes)
+        worker.poll()
+        assert len(passes) == before + (0 if backend == "postgresql" else 1)
     finally:
         worker.stop()
