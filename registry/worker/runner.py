@@ -32,11 +32,12 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 #: After following the log on a notice, wait this long before the next notice-driven pass.
 NOTICE_GAP_SECONDS = 0.05
-#: ... or this long after a pass that read at least ``QUIET_AFTER_EVENTS`` events and sent
-#: none of them anywhere: under a comment surge, where nobody subscribes to comments, passes
-#: that only move the cursor cost every worker CPU the web processes need. An event someone
-#: receives then waits at most this long behind them; outside a surge, no longer than before.
+#: ... or this long in a surge of events nobody receives (``Worker.follow_on_notice``):
+#: under a comment surge, where nobody subscribes to comments, passes that only move the
+#: cursor cost every worker CPU the web processes need. An event someone receives then
+#: waits at most this long behind them; outside a surge, no longer than before.
 QUIET_GAP_SECONDS = 0.25
+#: Events one pass must read, sending none, for it to count as such a surge.
 QUIET_AFTER_EVENTS = 20
 #: Events read from the log per fan-out transaction.
 FAN_OUT_BATCH = 500
