@@ -69,7 +69,6 @@ class Worker:
         self._stopping = threading.Event()
         self._waker: threading.Thread | None = None
         self._last_pass = 0.0  # time.monotonic() when a pass of this process last ended
-        self._last_claimed = 0  # deliveries the last pass's pump claimed
         self._surging = False  # this worker's last read of the log was a surge's
         self._quiet_until = 0.0  # time.monotonic() until which a surge's passes are spaced
 
@@ -80,9 +79,9 @@ class Worker:
         if run_due_transitions(self.app, self.clock):
             self.follow()
 
-    def follow(self) -> FanOut:
+    def follow(self) -> tuple[FanOut, int]:
         """Fan new events out to webhook endpoints and start sending them; returns what the
-        passes did, summed."""
+        passes did, summed, and how many deliveries the pump then claimed to send."""
         # One follower per process; other processes are kept apart by the cursor row lock.
         with self._follow_lock:
             total = FanOut(0, False, 0)
@@ -95,10 +94,10 @@ class Worker:
                 if done.handled < FAN_OUT_BATCH:  # the log is read to its end (as of then)
                     break
             self._last_pass = time.monotonic()
-            self._last_claimed = self.engine.pump()
+            claimed = self.engine.pump()
         if total.timing_changed and self.scheduler.running:
             self.resync_timers()
-        return total
+        return total, claimed
 
     def poll(self) -> None:
         """The interval's pass, a safety net for a notice that never came. Skipped while
@@ -184,14 +183,14 @@ class Worker:
         """
         self._log_moved.clear()
         try:
-            done = self.follow()
+            done, claimed = self.follow()
         except Exception:  # noqa: BLE001 — the poll retries; keep listening
             log.exception("following the log on a notice failed")
             return NOTICE_GAP_SECONDS
         surge = done.handled >= QUIET_AFTER_EVENTS
         if done.handled or not done.contended:  # this worker read the log itself
             self._surging = surge
-        if done.deliveries == 0 and self._last_claimed == 0 and (
+        if done.deliveries == 0 and claimed == 0 and (
                 surge or (done.contended and not done.handled and self._surging)):
             self._quiet_until = time.monotonic() + QUIET_GAP_SECONDS
             return QUIET_GAP_SECONDS

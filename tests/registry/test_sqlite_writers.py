@@ -122,27 +122,25 @@ def test_a_writer_kept_waiting_too_long_gets_a_503_and_nothing_is_saved(
 
 
 def test_a_writer_outside_the_line_fails_the_begin_with_sqlalchemys_error(
-        tmp_path, monkeypatch):
+        sqlite_engine, tmp_path, monkeypatch):
     # Another program on the file (the sqlite3 shell, a backup) holds SQLite's own write
     # lock without Daylight's line: BEGIN IMMEDIATE fails after the busy timeout with the
     # error the app answers with a 503, and the turn in the line is given back.
     monkeypatch.setattr("registry.db.BUSY_TIMEOUT_SECONDS", 0.2)
-    database = tmp_path / "outside.db"
-    engine = make_engine(f"sqlite:///{database}")
+    database = tmp_path / "writers.db"
+    impatient = make_engine(f"sqlite:///{database}")  # its connections wait 0.2 s
     try:
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE note (n INTEGER)"))
         foreign = sqlite3.connect(database, isolation_level=None)
         foreign.execute("BEGIN IMMEDIATE")
         with pytest.raises(OperationalError, match="database is locked"), \
-                engine.begin() as conn:
+                impatient.begin() as conn:
             conn.execute(text("INSERT INTO note VALUES (7)"))
         foreign.execute("ROLLBACK")
         foreign.close()
-        assert write_in_thread(engine, 8).wait(10)  # the line was not left held
-        assert notes(engine) == [8]
+        assert write_in_thread(sqlite_engine, 8).wait(10)  # the line was not left held
+        assert notes(sqlite_engine) == [8]
     finally:
-        engine.dispose()
+        impatient.dispose()
 
 
 def wait_for(condition, timeout: float = 10.0) -> bool:

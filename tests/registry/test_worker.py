@@ -221,7 +221,7 @@ def test_a_pass_loads_the_bodies_of_only_the_events_someone_receives(
     subscribe(client, token("partner"), receiver.url("/submitted"), ["technology.submitted"])
     clock.advance(seconds=1)
     for i in range(3):
-        make_technology(submit=True, name=f"Tech {i}")  # a created and a submitted event each
+        make_technology(submit=True, name=f"Tech {i}")  # submitted, and assessed
     with app.app_context(), transaction(app) as session:
         events = list(session.execute(select(Event).order_by(Event.seq)).scalars())
     submitted = [e for e in events if e.type == "technology.submitted"]
