@@ -25,7 +25,9 @@ class Comment(SQLModel, table=True):
     __tablename__ = "comment"
     __table_args__ = (
         Index("ix_comment_review_status", "review_id", "status", "id"),
-        Index("ix_comment_review_fingerprint", "review_id", "fingerprint"),
+        # The summary's form letters, counted from the index alone (migration 0003).
+        Index("ix_comment_review_fingerprint_status", "review_id", "fingerprint", "status",
+              "id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
