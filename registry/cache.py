@@ -130,6 +130,20 @@ class CachedReads:
         return [entry.body]
 
 
+def keep_out() -> None:
+    """Keep the current request's response out of the read cache and untagged: it may show
+    less than the log's head (a comment summary counted earlier,
+    ``registry.comments.summaries``), so it must not be served again for as long as the head
+    stays put."""
+    request.environ.pop(_SEQ_KEY, None)
+
+
+def read_at() -> int | None:
+    """The log's head the read cache read before the current request, if it did."""
+    seq = request.environ.get(_SEQ_KEY)
+    return seq if isinstance(seq, int) else None
+
+
 def init_app(app: Flask) -> None:
     """Serve anonymous API reads from the cache while the log head has not moved."""
     cache = PublicReadCache()

@@ -36,8 +36,8 @@ from registry.comments.services import (
     list_comments,
     public_comment,
     publish_comment,
-    summary,
 )
+from registry.comments.summaries import review_summary
 from registry.comments.writer import comment_writer
 from registry.database import db
 from registry.extensions import limiter
@@ -116,8 +116,11 @@ def list_(args: dict[str, Any], review_id: str) -> dict[str, Any]:
 @blp.route("/reviews/<review_id>/comments/summary")
 @blp.response(200, SummaryOut)
 def comment_summary(review_id: str) -> dict[str, Any]:
-    """Counts by position and neighbourhood, and form-letter groups (counted, never dropped)."""
-    return summary(db(), get_review(db(), review_id))
+    """Counts by position and neighbourhood, and form-letter groups (counted, never dropped).
+
+    On a review with very many comments the counts may be a few seconds old (at most a minute);
+    ``counted_at`` says when they were made (``registry.comments.summaries``)."""
+    return review_summary(db(), get_review(db(), review_id))
 
 
 @blp.route("/reviews/<review_id>/comments.csv")

@@ -103,6 +103,9 @@ class SummaryOut(Schema):
     by_position = fields.Dict(keys=fields.String(), values=fields.Integer())
     by_neighborhood = fields.List(fields.Dict())
     form_letters = fields.List(fields.Dict())
+    counted_at = fields.DateTime(
+        metadata={"description": "When these counts were made: on a review with very many "
+                  "comments they are reused for a few seconds (at most a minute)."})
 
 
 class CommentListArgs(ListArgs):

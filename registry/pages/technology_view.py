@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
 from registry.api import decode_cursor, encode_cursor
 from registry.assessments.services import latest_assessment_dict
-from registry.comments.services import list_comments, summary
+from registry.comments.services import list_comments
+from registry.comments.summaries import review_summary
 from registry.departments.models import Department
 from registry.errors import Invalid
 from registry.events.catalog import EVENT_TYPES
@@ -22,6 +23,8 @@ from registry.reviews.services import reviews_for_technology
 from registry.technologies.models import Technology
 
 COMMENTS_PER_PAGE = 20
+#: A summary counted longer ago than this says when (``registry.comments.summaries``).
+COUNTED_EARLIER = timedelta(seconds=2)
 TIMELINE_LENGTH = 50
 #: The timeline tells the record's story; single comments would drown it (they are listed
 #: in full under the review instead).
@@ -58,12 +61,12 @@ def technology_context(session: Session, technology: Technology, *, now: datetim
                                      limit=TIMELINE_LENGTH)
         ],
     }
-    context.update(_comments(session, reviews, review_id, comments_cursor))
+    context.update(_comments(session, reviews, review_id, comments_cursor, now=now))
     return context
 
 
 def _comments(session: Session, reviews: list[dict[str, Any]], review_id: str | None,
-              cursor: str | None) -> dict[str, Any]:
+              cursor: str | None, *, now: datetime) -> dict[str, Any]:
     """The published comments of one review (the newest with comments unless one is asked
     for), 20 to a page, with its summary."""
     candidates = [r for r in reviews if r["status"] in _HAS_COMMENTS]
@@ -87,13 +90,14 @@ def _comments(session: Session, reviews: list[dict[str, Any]], review_id: str | 
         "comment_review": chosen,
         "comments": shown,
         "next_comments": encode_cursor(shown[-1].id) if more and shown else None,
-        "comment_summary": _chart(summary(session, review)),
+        "comment_summary": _chart(review_summary(session, review), now=now),
         "first_comments_page": after is None,
     }
 
 
-def _chart(counts: dict[str, Any]) -> dict[str, Any]:
-    """The summary with bar geometry for the inline SVG (so the template does no maths)."""
+def _chart(counts: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """The summary with bar geometry for the inline SVG (so the template does no maths),
+    and when it was counted if that was not just now (a review with very many comments)."""
     positions = counts["by_position"]
     top = max(positions.values(), default=0) or 1
     bars = [
@@ -101,4 +105,6 @@ def _chart(counts: dict[str, Any]) -> dict[str, Any]:
          "width": round(180 * positions.get(key, 0) / top), "y": index * 28}
         for index, key in enumerate(("support", "oppose", "neutral", "unspecified"))
     ]
-    return {**counts, "bars": bars, "height": len(bars) * 28}
+    counted_at = counts["counted_at"]
+    earlier = counted_at if now - counted_at >= COUNTED_EARLIER else None
+    return {**counts, "bars": bars, "height": len(bars) * 28, "counted_earlier": earlier}
