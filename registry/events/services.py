@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from registry.events.catalog import EVENT_TYPES
 from registry.events.head import APPENDED, next_seq_statement
@@ -121,6 +121,28 @@ def list_events(
         query = query.where(Event.technology_id == technology_id)  # type: ignore[arg-type]
     order = Event.seq.desc() if newest_first else Event.seq.asc()  # type: ignore[attr-defined]
     return list(session.execute(query.order_by(order).limit(limit)).scalars())
+
+
+def subject_events(session: Session, subjects: Sequence[tuple[str, str]], *,
+                   types: Sequence[str], limit: int) -> list[Event]:
+    """The newest ``limit`` events of ``types`` about any of ``subjects`` (pairs of subject
+    type and id), newest first.
+
+    One read per subject along ``ix_event_subject``, merged here. A technology's timeline is
+    its own, its reviews' and its assessments' events: filtered by technology and type
+    instead, the database walked every event of the technology, a million comments' worth
+    on a busy one (0.24–0.35 s), to find the few that are not comments.
+    """
+    found: list[Event] = []
+    for subject_type, subject_id in dict.fromkeys(subjects):
+        found.extend(session.execute(
+            select(Event).where(col(Event.subject_type) == subject_type,
+                                col(Event.subject_id) == subject_id,
+                                col(Event.type).in_(types))
+            .order_by(col(Event.seq).desc()).limit(limit)
+        ).scalars())
+    found.sort(key=lambda event: event.seq, reverse=True)
+    return found[:limit]
 
 
 def event_message(event: Event) -> dict[str, Any]:

@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from registry.api import decode_cursor, encode_cursor
+from registry.assessments.models import Assessment
 from registry.assessments.services import latest_assessment_dict
 from registry.comments.services import list_comments
 from registry.comments.summaries import review_summary
 from registry.departments.models import Department
 from registry.errors import Invalid
 from registry.events.catalog import EVENT_TYPES
-from registry.events.services import list_events
+from registry.events.services import subject_events
 from registry.pages import present
 from registry.pages.comment_form import CommentForm
 from registry.pages.queries import policy_titles
@@ -56,13 +58,23 @@ def technology_context(session: Session, technology: Technology, *, now: datetim
         "form": form or CommentForm(),
         "timeline": [
             (event, present.describe_event(event.type, event.data))
-            for event in list_events(session, technology_id=technology.id,
-                                     types=TIMELINE_TYPES, newest_first=True,
-                                     limit=TIMELINE_LENGTH)
+            for event in subject_events(session, _subjects(session, technology, reviews),
+                                        types=TIMELINE_TYPES, limit=TIMELINE_LENGTH)
         ],
     }
     context.update(_comments(session, reviews, review_id, comments_cursor, now=now))
     return context
+
+
+def _subjects(session: Session, technology: Technology, reviews: list[dict[str, Any]]
+              ) -> list[tuple[str, str]]:
+    """What a technology's timeline tells of: itself, its reviews and its assessments (the
+    subjects of every timeline event with its ``technology_id``)."""
+    assessments = session.execute(
+        select(col(Assessment.id)).where(col(Assessment.technology_id) == technology.id)
+    ).scalars()
+    return [("technology", technology.id), *(("review", review["id"]) for review in reviews),
+            *(("assessment", assessment_id) for assessment_id in assessments)]
 
 
 def _comments(session: Session, reviews: list[dict[str, Any]], review_id: str | None,
