@@ -12,8 +12,9 @@ each, after a warm-up, and the figure is the median latency, large over small.
     python -m bench.scale [--postgres [URL]] [--quick] [--comments N] [--technologies N]
         [--requests N]
 
-Goal: every list endpoint's latency large/small ≤ 1.5×. The comment summary is measured
-too, for information: it is not a list.
+Goal: every list endpoint's latency large/small ≤ 1.5× (the API's lists and the Atom feed
+of the hot technology). Measured too, for information: the comment summary's first count and
+the hot technology's page (neither is a list).
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ def seed_registry(app: Any, *, technologies: int, comments: int) -> dict[str, An
         # A bulk load is followed by autovacuum's ANALYZE in a real deployment.
         with engine(app).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
-    return {"hot_review": hot_review, "tech_ids": tech_ids, "comment_ids": placed,
+    return {"hot_review": hot_review, "hot_tech": hot_tech, "tech_ids": tech_ids,
+            "comment_ids": placed,
             "last_seq": last_seq, "seconds": round(time.monotonic() - began, 1), **counts}
 
 
@@ -250,10 +252,18 @@ def paths(seeded: dict[str, Any]) -> dict[str, str]:
         "events": "/api/v1/events",
         "events?after (tail)": f"/api/v1/events?after={seeded['last_seq'] - 40}",
         "events?type (sparse)": "/api/v1/events?type=review.scheduled",
+        # The Atom feed of the technology whose review draws the comments (newest first).
+        "feed of one technology": f"/feeds/events.atom?technology={seeded['hot_tech']}",
     }
 
 
-INFORMATIONAL = {"review comments summary"}
+#: Measured for information, not under the goal: the summary's first count (two requests,
+#: no warm-up: what the first reader of each web process waits for), and the hot review's
+#: technology page, which shows that summary and is not in the read cache (after a warm-up:
+#: what residents wait for while its counts are reused, ``registry.comments.summaries``).
+INFORMATIONAL = {"review comments summary", "technology page (hot review)"}
+#: Of those, the ones measured without a warm-up.
+FIRST_READS = {"review comments summary"}
 
 
 def timed_get(conn: http.client.HTTPConnection, path: str) -> tuple[float, int]:
@@ -313,10 +323,12 @@ def main() -> None:
             for size in sizes:
                 measured[size]["review comments summary"] = (
                     f"/api/v1/reviews/{seeded[size]['hot_review']}/comments/summary")
+                measured[size]["technology page (hot review)"] = (
+                    f"/technologies/{seeded[size]['hot_tech']}")
             for name in measured["small"]:
-                count = 2 if name in INFORMATIONAL else per_endpoint
+                count = 2 if name in FIRST_READS else per_endpoint
                 for size in sizes:  # warm-up: caches, connections, the planner
-                    if name not in INFORMATIONAL:
+                    if name not in FIRST_READS:
                         timed_get(conns[size], measured[size][name])
                 for _ in range(count):
                     for size in sizes:
