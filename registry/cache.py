@@ -155,7 +155,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _store(response: Response) -> Response:
         seq = request.environ.get(_SEQ_KEY)
-        if seq is None or response.status_code != 200 or response.direct_passthrough:
+        if (seq is None or response.status_code != 200 or response.direct_passthrough
+                or response.is_streamed):
+            # A streamed body (the comments' CSV) is sent as it is made, never held whole.
             return response
         response.headers["ETag"] = _etag(seq)
         # Shared caches may keep it but must ask again each time: the log moves often.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, request, stream_with_context
 from flask_smorest import Blueprint
 
 from registry.api import decode_cursor, paged
@@ -27,7 +27,7 @@ from registry.comments.services import (
     ReviewPeriod,
     client_key,
     comment_url,
-    comments_csv,
+    comments_csv_chunks,
     emails_for,
     flag_comment,
     get_by_tracking_number,
@@ -128,8 +128,11 @@ def comment_summary(review_id: str) -> dict[str, Any]:
 def comment_export(review_id: str) -> Response:
     """Published comments as CSV (no emails, ever; safe from spreadsheet formulas)."""
     review = get_review(db(), review_id)
-    return Response(comments_csv(db(), review), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="comments-{review.id}.csv"'})
+    # Streamed a page of comments at a time: a review with a million comments is exported in
+    # memory that does not grow with it (registry.comments.services.comments_csv_chunks).
+    return Response(stream_with_context(comments_csv_chunks(db(), review)),
+                    mimetype="text/csv", headers={
+                        "Content-Disposition": f'attachment; filename="comments-{review.id}.csv"'})
 
 
 @blp.route("/comments/<tracking_number>")

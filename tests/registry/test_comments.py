@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from registry.comments import services
 from registry.comments.models import CommenterContact
 from registry.worker.jobs import purge_personal_data, run_due_transitions
 from tests.registry.helpers import public_events, schedule
@@ -216,6 +218,34 @@ def test_the_csv_has_no_emails_and_defuses_formulas(client, open_review):
     assert "email" not in rows[0]
     assert rows[1][rows[0].index("body")].startswith("'=")
     assert EMAIL not in response.get_data(as_text=True)
+
+
+def test_the_csv_is_streamed_a_page_of_comments_at_a_time(app, client, open_review, reviewer,
+                                                          monkeypatch):
+    monkeypatch.setattr(services, "EXPORT_PAGE", 3)
+    app.config["COMMENT_RATE_LIMIT"] = "100 per minute"
+    ids = [post(client, open_review, body=f"Comment {i}, position {i % 3}.").get_json()["id"]
+           for i in range(7)]
+    hidden = client.post(f"/api/v1/comments/{ids[4]}/hide", json={"reason": "Spam."},
+                         headers=reviewer)
+    assert hidden.status_code == 200
+    pages: list[str] = []
+    real_execute = Session.execute
+
+    def counting(self, statement, *args, **kwargs):  # type: ignore[no-untyped-def]
+        pages.append(str(statement))
+        return real_execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "execute", counting)
+    response = client.get(f"/api/v1/reviews/{open_review['id']}/comments.csv")
+    assert response.status_code == 200
+    assert response.is_streamed
+    assert "ETag" not in response.headers  # sent as it is made, never kept whole
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0][0] == "id" and [row[0] for row in rows[1:]] == ids[:4] + ids[5:]
+    assert rows[1][rows[0].index("body")] == "Comment 0, position 0."
+    # Six published comments, three a page: two full pages and an empty one ends it.
+    assert sum("FROM comment" in sql and "LIMIT" in sql for sql in pages) == 3
 
 
 def test_posting_is_rate_limited_per_client(app, client, open_review):
