@@ -204,6 +204,29 @@ def session_cpu(sessions: Sequence[int]) -> CpuUse | None:
     return CpuUse(ticks / _TICKS, switches)
 
 
+def session_peak_rss_mb(sessions: Sequence[int]) -> float | None:
+    """The largest peak resident memory (``VmHWM``) of any live process in the given
+    sessions, in MB; None where ``/proc`` is not there. Read before and after a request, it
+    shows whether the request made a process grow."""
+    wanted = set(sessions)
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    peak = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) not in wanted:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (OSError, IndexError, ValueError):
+            continue  # ended while being read
+    return round(peak / 1024, 1)
+
+
 # --- waiting -----------------------------------------------------------------------------
 
 

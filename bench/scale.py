@@ -38,6 +38,7 @@ from bench.common import (
     percentile,
     ratio,
     seed_basics,
+    session_peak_rss_mb,
     workspace,
     write_result,
 )
@@ -284,6 +285,17 @@ def timed_get(conn: http.client.HTTPConnection, path: str) -> tuple[float, int]:
     raise AssertionError("unreachable")
 
 
+def timed_download(conn: http.client.HTTPConnection, path: str) -> tuple[float, int, int]:
+    """One GET read to its end a chunk at a time: (seconds, status, bytes)."""
+    began = time.perf_counter()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    size = 0
+    while chunk := response.read(1 << 20):
+        size += len(chunk)
+    return time.perf_counter() - began, response.status, size
+
+
 def main() -> None:
     """Run the figure and write bench/results/scale.json."""
     parse = parser(__doc__ or "")
@@ -336,6 +348,20 @@ def main() -> None:
                         if status != 200:
                             bad.append(f"{size} {name}: {status}")
                         latencies[size].setdefault(name, []).append(seconds)
+            # The CSV export of the hot review, once each, for information: its time and
+            # whether it made a web process grow (the peak resident memory of the
+            # deployment's processes before and after).
+            exports: dict[str, dict[str, Any]] = {}
+            for size, deployment in deployments.items():
+                sessions = [proc.pid for proc in deployment.procs]
+                before = session_peak_rss_mb(sessions)
+                seconds, status, length = timed_download(
+                    conns[size], f"/api/v1/reviews/{seeded[size]['hot_review']}/comments.csv")
+                if status != 200:
+                    bad.append(f"{size} comments.csv: {status}")
+                exports[size] = {"seconds": round(seconds, 2), "megabytes": round(length / 1e6, 1),
+                                 "peak_rss_mb_before": before,
+                                 "peak_rss_mb_after": session_peak_rss_mb(sessions)}
             for conn in conns.values():
                 conn.close()
         finally:
@@ -366,6 +392,9 @@ def main() -> None:
         "seeding": {size: {k: v for k, v in s.items()
                            if k not in ("tech_ids", "comment_ids")} for size, s in seeded.items()},
         "daylight": endpoints,
+        "comments_csv_export": {"what": "GET /api/v1/reviews/{hot}/comments.csv once, read to "
+                                        "its end (information, not under the goal)",
+                                **exports},
         "baseline": {"what": "the same endpoints on the small registry, served at the same "
                              "time by the same settings"},
         "ratio": {"worst": worst[0], "worst_endpoint": worst[1]},

@@ -12,7 +12,16 @@ import pytest
 
 from bench.ab import compare, medians, summary
 from bench.comment_surge import cpu_summary
-from bench.common import CpuUse, session_cpu
+from bench.common import CpuUse, session_cpu, session_peak_rss_mb
+
+# A child in its own session that holds 200 MB for a moment, lets it go, says so, then waits.
+_GROW = """
+import sys
+block = bytearray(200 * 1024 * 1024)
+del block
+print("grew", flush=True)
+sys.stdin.readline()
+"""
 
 # A child in its own session that spends 0.3 s of its own CPU, says so, then waits.
 _BURN = """
@@ -27,6 +36,21 @@ sys.stdin.readline()
 def _state(pid: int) -> str:
     """The process's state letter from /proc (S: sleeping)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_session_peak_rss_is_the_high_water_mark_of_a_sessions_processes() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _GROW], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "grew"
+        peak = session_peak_rss_mb([child.pid])
+        assert peak is not None and peak >= 200  # though the memory was given back
+        assert session_peak_rss_mb([2**22 + 7]) == 0  # no such session
+    finally:
+        child.kill()
+        child.wait()
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
