@@ -92,7 +92,7 @@ class SummaryCache:
                 earlier = self._counts.get(review_id)
                 if earlier is not None:
                     self._counts.move_to_end(review_id)
-            fit = earlier is not None and self._fit(earlier, seq, invalidated_since)
+            fit = "unfit" if earlier is None else self._fit(earlier, seq, invalidated_since)
             if earlier is not None and fit == "current":
                 return earlier
             with self._lock:
@@ -110,16 +110,19 @@ class SummaryCache:
                     flight.set()
             if earlier is not None and fit == "old":
                 return earlier  # only older than allowed by the count now running
-            flight.wait()  # the first count, or one after a hidden comment: wait for it
+            flight.wait()  # the first count, a quick one, or one after a hidden comment
 
     def _fit(self, earlier: Counted, seq: int,
              invalidated_since: Callable[[int], bool]) -> str:
-        """"current" if ``earlier`` may be shown now; "old" if only its age is against it;
-        "unfit" if it may show what the public must no longer see."""
+        """"current" if ``earlier`` may be shown now; "old" if only its age is against it
+        (it may still be shown while another thread counts again); "unfit" if it may not be
+        shown at all."""
         # Nothing was committed since the count (on PostgreSQL the head kept by notices may
         # even lag behind the count's own read of it).
         if earlier.seq >= seq:
             return "current"
+        if earlier.reuse_for <= 0:
+            return "unfit"  # a quick count is never reused once the log moved
         if invalidated_since(earlier.seq):
             return "unfit"
         if self._monotonic() - earlier.began < earlier.reuse_for:

@@ -60,12 +60,21 @@ def test_a_quick_count_is_never_reused_once_the_log_moves() -> None:
     moment = Moment()
     cache = SummaryCache(moment)
     count = Counter(moment, took=0.01)
-    assert total(cache, 7, count) == 1
-    # The log has not moved: the same count is exact.
-    assert total(cache, 7, count) == 1
-    # It moved: counted again at once, however recent the first count.
-    assert total(cache, 8, count) == 2
+    asked: list[int] = []
+
+    def hidden_since(seq: int) -> bool:
+        asked.append(seq)
+        return False
+
+    def read(head: int) -> int:
+        return int(cache.get("rev", head=lambda: head, count=count,
+                             invalidated_since=hidden_since).summary["total"])
+
+    assert read(7) == 1
+    assert read(7) == 1  # the log has not moved: the same count is exact
+    assert read(8) == 2  # it moved: counted again at once, however recent the first count
     assert count.calls == 2
+    assert asked == []  # nothing to ask of the log for a count that is never reused
 
 
 def test_a_slow_count_is_reused_for_ten_times_as_long_as_it_took() -> None:
