@@ -467,11 +467,6 @@ def comments_csv_chunks(session: Session, review: Review) -> Iterator[str]:
         after = rows[-1][0]
 
 
-def comments_csv(session: Session, review: Review) -> str:
-    """``comments_csv_chunks`` as one string (for small reviews and tools)."""
-    return "".join(comments_csv_chunks(session, review))
-
-
 def purge_commenter_contacts(session: Session, *, now: datetime, retention_days: int) -> int:
     """Delete commenters' personal data once a review was decided (or cancelled) long enough
     ago; returns how many records were purged."""
