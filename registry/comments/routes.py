@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from registry.api import decode_cursor, paged
@@ -39,7 +39,7 @@ from registry.comments.services import (
 )
 from registry.comments.summaries import review_summary
 from registry.comments.writer import comment_writer
-from registry.database import db
+from registry.database import db, session_factory
 from registry.extensions import limiter
 from registry.reviews.services import get_review
 
@@ -128,9 +128,11 @@ def comment_summary(review_id: str) -> dict[str, Any]:
 def comment_export(review_id: str) -> Response:
     """Published comments as CSV (no emails, ever; safe from spreadsheet formulas)."""
     review = get_review(db(), review_id)
-    # Streamed a page of comments at a time: a review with a million comments is exported in
-    # memory that does not grow with it (registry.comments.services.comments_csv_chunks).
-    return Response(stream_with_context(comments_csv_chunks(db(), review)),
+    # Streamed a page of comments at a time, each read in a transaction of its own (the
+    # request's session is closed before the body is sent): a review with a million
+    # comments is exported in memory that does not grow with it
+    # (registry.comments.services.comments_csv_chunks).
+    return Response(comments_csv_chunks(session_factory(), review.id),
                     mimetype="text/csv", headers={
                         "Content-Disposition": f'attachment; filename="comments-{review.id}.csv"'})
 

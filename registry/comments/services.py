@@ -9,7 +9,7 @@ import io
 import re
 import secrets
 import unicodedata
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlmodel import Session, col
 
 from registry.comments.models import Comment, CommenterContact, CommentFlag, CommentStatus
+from registry.db import read_only
 from registry.errors import Conflict, NotFound
 from registry.events.head import APPENDED
 from registry.events.services import (
@@ -435,13 +436,16 @@ CSV_COLUMNS = ("id", "published_at", "display_name", "neighborhood", "position",
 EXPORT_PAGE = 2000
 
 
-def comments_csv_chunks(session: Session, review: Review) -> Iterator[str]:
-    """Published comments as CSV, safe to open in a spreadsheet and without emails, in
-    chunks of ``EXPORT_PAGE`` comments (the header first), oldest first.
+def comments_csv_chunks(sessions: Callable[[], Session], review_id: str) -> Iterator[str]:
+    """Published comments of ``review_id`` as CSV, safe to open in a spreadsheet and without
+    emails, in chunks of ``EXPORT_PAGE`` comments (the header first), oldest first.
 
-    Read a page at a time by id (``ix_comment_review_status``), as plain rows: the memory
-    it takes does not grow with the review. In one transaction, so on SQLite the export is
-    one snapshot; on PostgreSQL a comment committed meanwhile may join its end.
+    Each page is read by id (``ix_comment_review_status``) as plain rows, in a short read
+    transaction of its own on a session from ``sessions``, closed before the page is
+    handed on: the memory taken does not grow with the review, and a slow download holds
+    no transaction open (on SQLite it would keep the write-ahead log from being copied
+    back; on PostgreSQL, a snapshot from vacuum). A comment published during the export
+    joins its end if it comes after the page being read; one hidden meanwhile may be in it.
     """
     buffer = io.StringIO()
     writer = safe_csv.writer(buffer, quoting=csv.QUOTE_MINIMAL)
@@ -449,13 +453,14 @@ def comments_csv_chunks(session: Session, review: Review) -> Iterator[str]:
     page = (select(col(Comment.id), col(Comment.published_at), col(Comment.display_name),
                    col(Comment.neighborhood), col(Comment.position), col(Comment.body),
                    col(Comment.fingerprint))
-            .where(col(Comment.review_id) == review.id,
+            .where(col(Comment.review_id) == review_id,
                    col(Comment.status) == CommentStatus.PUBLISHED.value)
             .order_by(col(Comment.id)).limit(EXPORT_PAGE))
     after: str | None = None
     while True:
-        rows = session.execute(
-            page if after is None else page.where(col(Comment.id) > after)).all()
+        with read_only(), sessions() as session:
+            rows = session.execute(
+                page if after is None else page.where(col(Comment.id) > after)).all()
         for id_, published_at, name, neighborhood, position, body, print_ in rows:
             writer.writerow([id_, _iso(published_at), name, neighborhood or "",
                              position or "", body, print_])

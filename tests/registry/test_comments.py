@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from registry.comments import services
 from registry.comments.models import CommenterContact
+from registry.database import engine
 from registry.worker.jobs import purge_personal_data, run_due_transitions
 from tests.registry.helpers import public_events, schedule
 
@@ -246,6 +247,25 @@ def test_the_csv_is_streamed_a_page_of_comments_at_a_time(app, client, open_revi
     assert rows[1][rows[0].index("body")] == "Comment 0, position 0."
     # Six published comments, three a page: two full pages and an empty one ends it.
     assert sum("FROM comment" in sql and "LIMIT" in sql for sql in pages) == 3
+
+
+def test_a_slow_csv_download_holds_no_connection_between_pages(app, client, open_review,
+                                                               monkeypatch):
+    monkeypatch.setattr(services, "EXPORT_PAGE", 2)
+    app.config["COMMENT_RATE_LIMIT"] = "100 per minute"
+    for i in range(5):
+        post(client, open_review, body=f"Comment {i}.")
+    # (The comment writer keeps a connection of its own between groups.)
+    held_before = engine(app).pool.checkedout()
+    response = client.get(f"/api/v1/reviews/{open_review['id']}/comments.csv", buffered=False)
+    chunks = iter(response.response)
+    first, second = next(chunks), next(chunks)
+    assert b"Comment 0." in b"".join([first, second])
+    # The download is paused mid-way (a slow client): no transaction, no connection held.
+    assert engine(app).pool.checkedout() == held_before
+    rest = b"".join(chunks)
+    assert b"Comment 4." in rest
+    response.close()
 
 
 def test_posting_is_rate_limited_per_client(app, client, open_review):
