@@ -49,10 +49,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _init_http(app: Flask) -> None:
     from registry import cache, cli, errors, health
     from registry.api import DaylightApi
-    from registry.comments import fast_post
+    from registry.comments import fast_post, summaries
     from registry.extensions import csrf, limiter
 
     cache.init_app(app)
+    summaries.init_app(app)
     fast_post.init_app(app)
     limiter.init_app(app)
     csrf.init_app(app)

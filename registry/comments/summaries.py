@@ -146,19 +146,15 @@ class SummaryCache:
         return made
 
 
+def init_app(app: Flask) -> None:
+    """Give the app its summary cache for this process."""
+    app.extensions["daylight.comment_summaries"] = SummaryCache()
+
+
 def summary_cache(app: Flask | None = None) -> SummaryCache:
     """The app's summary cache in this process."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    cache: SummaryCache | None = app.extensions.get("daylight.comment_summaries")
-    if cache is None:
-        with _CREATE_LOCK:
-            cache = app.extensions.get("daylight.comment_summaries")
-            if cache is None:
-                cache = app.extensions["daylight.comment_summaries"] = SummaryCache()
+    cache: SummaryCache = (app or current_app).extensions["daylight.comment_summaries"]
     return cache
-
-
-_CREATE_LOCK = threading.Lock()
 
 
 def review_summary(session: Session, review: Review) -> dict[str, Any]:
