@@ -13,8 +13,9 @@ each, after a warm-up, and the figure is the median latency, large over small.
         [--requests N]
 
 Goal: every list endpoint's latency large/small ≤ 1.5× (the API's lists and the Atom feed
-of the hot technology). Measured too, for information: the comment summary's first count and
-the hot technology's page (neither is a list).
+of the hot technology). Measured too, for information: the comment summary's first count,
+the hot technology's page (neither is a list), and the hot review's CSV export once: its
+time, and the web processes' peak memory before and after it.
 """
 
 from __future__ import annotations
