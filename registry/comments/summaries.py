@@ -1,16 +1,16 @@
 """Comment summaries that stay cheap when a review draws a million comments.
 
-``services.summary`` counts every published comment of a review: 18 ms at 10,000 comments
-and about 2 s at 1,000,000 (``bench.scale``, docs/performance.md). The technology page shows
-the summary on every view, and the views come when a comment period draws a crowd: each new
-comment then moves the event log's head, so the read cache (``registry.cache``) misses and
-every view would count the million again. A few residents reading the page would keep both
-cores busy.
+``services.summary`` counts every published comment of a review: 12–23 ms at 10,000
+comments and 1.3–1.8 s at 1,000,000 (``bench.scale``, docs/performance.md). The technology
+page shows the summary on every view, and the views come when a comment period draws a
+crowd: each new comment then moves the event log's head, so the read cache
+(``registry.cache``) misses and every view would count the million again. A few residents
+reading the page would keep both cores busy.
 
 So, in each web process, a summary that was slow to count is reused for a while:
 
-- one counted in less than ``FRESH_BELOW_SECONDS`` is never reused: small reviews, nearly
-  all of them, are always exact;
+- one counted in less than ``FRESH_BELOW_SECONDS`` is never reused once the log moves:
+  small reviews, nearly all of them, are always exact;
 - one that took ``T`` to count is reused for up to ``REUSE_FACTOR`` × ``T`` (never more than
   ``MAX_AGE_SECONDS``) after the log moved: counting again then costs at most about a tenth
   of one thread's time, however many people look;
@@ -18,8 +18,8 @@ So, in each web process, a summary that was slow to count is reused for a while:
   age;
 - a hidden comment never lingers in an older count: once a ``comment.hidden`` event follows
   the count, the next read counts again (the hidden comment may be a form letter's sample);
-- one thread counts a review at a time; the others are given the previous count, or wait
-  for the first one.
+- one thread counts a review at a time; the others wait for it, or are given the previous
+  count when only its age is against it.
 
 Every summary carries ``counted_at``, the moment it was counted, which the page shows.
 """
