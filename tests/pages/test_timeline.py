@@ -40,6 +40,7 @@ def test_the_timeline_gathers_every_subject_of_the_technology_newest_first(
                             json={"reason": "The vendor changed the contract."})
     assert cancelled.status_code == 200, cancelled.get_json()
     second = schedule_review(technology["id"])
+    assert second["status"] == "scheduled"
     shown = timeline(app, clock, technology["id"])
     assert shown == by_technology(app, technology["id"])
     assert [seq for seq, _type in shown] == sorted((seq for seq, _type in shown), reverse=True)
@@ -48,7 +49,6 @@ def test_the_timeline_gathers_every_subject_of_the_technology_newest_first(
     assert types.count("assessment.completed") == 2
     assert {"technology.submitted", "comment_period.opened", "review.cancelled"} <= set(types)
     assert not any(event_type.startswith("comment.") for event_type in types)
-    assert second["id"] != review["id"]
     # Nothing of the other technology.
     assert set(shown).isdisjoint(timeline(app, clock, other["id"]))
 
@@ -57,7 +57,7 @@ def test_the_timeline_keeps_the_newest_events_when_there_are_more(app, client, c
                                                                    open_review, monkeypatch
                                                                    ) -> None:
     monkeypatch.setattr("registry.pages.technology_view.TIMELINE_LENGTH", 3)
-    technology, review = open_review()
+    technology, _review = open_review()
     reviewer = token("reviewer")
     for _ in range(2):
         assert client.post(f"/api/v1/technologies/{technology['id']}/assessments",
@@ -70,4 +70,3 @@ def test_the_timeline_keeps_the_newest_events_when_there_are_more(app, client, c
             limit=50)]
     assert len(everything) > 3
     assert shown == everything[:3]
-    assert review["id"]
