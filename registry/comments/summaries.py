@@ -40,7 +40,8 @@ from sqlmodel import Session, col
 from registry.cache import keep_out, read_at
 from registry.comments.services import summary
 from registry.database import log_head
-from registry.events.models import Event, LogHead
+from registry.events.head import HEAD_QUERY
+from registry.events.models import Event
 from registry.reviews.models import Review
 
 #: A count faster than this is never reused (seconds).
@@ -166,7 +167,7 @@ def review_summary(session: Session, review: Review) -> dict[str, Any]:
     def count() -> tuple[int, dict[str, Any]]:
         # The head first, in the counting transaction: on SQLite the count reads the same
         # snapshot, on PostgreSQL a later one, so either way it includes this much.
-        seq = int(session.execute(select(col(LogHead.last_seq))).scalar() or 0)
+        seq = int(session.execute(HEAD_QUERY).scalar() or 0)
         counted_at = clock.now()
         return seq, {**summary(session, review), "counted_at": counted_at}
 

@@ -44,7 +44,8 @@ WAIT_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
 
 _HEAD_SQL = "SELECT last_seq FROM event_log_head WHERE id = 1"
-_HEAD = select(col(LogHead.last_seq)).where(col(LogHead.id) == 1)
+#: The last ``seq`` handed out, read in whatever transaction runs it.
+HEAD_QUERY = select(col(LogHead.last_seq)).where(col(LogHead.id) == 1)
 
 
 @functools.cache
@@ -135,7 +136,7 @@ class LogHeadWatch:
 
     def _query(self) -> int:
         with self._engine.connect() as connection:
-            seq = int(connection.execute(_HEAD).scalar() or 0)
+            seq = int(connection.execute(HEAD_QUERY).scalar() or 0)
         self.advance(seq)
         return max(seq, self._seq)
 
