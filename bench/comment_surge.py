@@ -28,9 +28,11 @@ from bench.common import (
     Database,
     Deployment,
     Proc,
+    command_cpu,
     free_port,
     gunicorn_args,
     machine_info,
+    machine_time,
     make_app,
     median,
     migrate,
@@ -96,22 +98,34 @@ def comment_targets(path: str, count: int = 20) -> list[Target]:
     return targets
 
 
+#: What ``cpu_per_request`` reports for each server, per request (medians of the rounds).
+CPU_FIGURES = ("cpu_ms", "context_switches", "database_cpu_ms", "machine_busy")
+
+
 def cpu_summary(cpu: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     """Each server's median CPU and context switches per request, and what the CPU alone
     allows: the bare POST's CPU per request over Daylight's is the ratio Daylight would
     reach if both kept the machine equally busy (its throughput cannot pass it while the
-    machine's cores are the limit)."""
+    machine's cores are the limit). On a PostgreSQL server on this machine, whose CPU comes
+    out of the same cores, the bound counts the database's CPU for each request too."""
     out: dict[str, Any] = {
         "what": "CPU (user + system) of the server's own processes per request, in ms, and "
-                "their context switches; not the load generator's or the database server's",
+                "their context switches; not the load generator's. database_cpu_ms: the "
+                "local PostgreSQL server's processes per request (PostgreSQL runs only). "
+                "machine_busy: the share of all cores busy during the load, whoever used "
+                "them (load generator included)",
     }
     for side, rounds in cpu.items():
         if rounds:
             out[side] = {key: round(median([r[key] for r in rounds]), 3)
-                         for key in ("cpu_ms", "context_switches")}
+                         for key in CPU_FIGURES if all(key in r for r in rounds)}
     if "daylight" in out and "baseline" in out:
-        out["baseline_over_daylight"] = ratio(out["baseline"]["cpu_ms"],
-                                              out["daylight"]["cpu_ms"])
+        ours, theirs = out["daylight"], out["baseline"]
+        out["baseline_over_daylight"] = ratio(theirs["cpu_ms"], ours["cpu_ms"])
+        if "database_cpu_ms" in ours:
+            # The bare POST touches no database: its own CPU is all its requests cost.
+            out["baseline_over_daylight_with_database"] = ratio(
+                theirs["cpu_ms"], ours["cpu_ms"] + ours["database_cpu_ms"])
     return out
 
 
@@ -159,18 +173,31 @@ def main() -> None:
                 stored_theirs = comment_targets("/comments/stored")
                 ours_sessions = [proc.pid for proc in deployment.procs]
 
+                server = database.server_command
+
                 def load(port: int, targets: list[Target], sessions: list[int],
-                         into: list[dict[str, float]]) -> LoadResult:
-                    before = session_cpu(sessions)
+                         into: list[dict[str, float]], *, stores: bool = True
+                         ) -> LoadResult:
+                    counted = server if stores else None  # the bare POST stores nothing
+                    before, machine = session_cpu(sessions), machine_time()
+                    store = command_cpu(counted) if counted else None
                     result = run_load(port, targets, connections=args.connections,
                                       duration=args.seconds)
-                    after = session_cpu(sessions)
+                    after, machine_after = session_cpu(sessions), machine_time()
+                    store_after = command_cpu(counted) if counted else None
                     if before is not None and after is not None:
-                        into.append(before.per(after, result.requests))
+                        figures = before.per(after, result.requests)
+                        if store is not None and store_after is not None:
+                            figures["database_cpu_ms"] = store.per(
+                                store_after, result.requests)["cpu_ms"]
+                        if machine is not None and machine_after is not None:
+                            figures["machine_busy"] = machine.busy_share(machine_after)
+                        into.append(figures)
                     return result
 
                 for _ in range(rounds):
-                    baseline.append(load(base_port, theirs, [bare.pid], cpu["baseline"]))
+                    baseline.append(load(base_port, theirs, [bare.pid], cpu["baseline"],
+                                         stores=False))
                     durable.append(load(base_port, stored_theirs, [bare.pid], cpu["durable"]))
                     daylight.append(load(deployment.port, ours, ours_sessions,
                                          cpu["daylight"]))

@@ -181,6 +181,18 @@ def session_cpu(sessions: Sequence[int]) -> CpuUse | None:
     between two readings takes its count with it, so compare readings of servers that run
     throughout."""
     wanted = set(sessions)
+    return _processes_cpu(lambda _name, fields: int(fields[3]) in wanted)
+
+
+def command_cpu(name: str) -> CpuUse | None:
+    """CPU time and context switches of every live process whose command is ``name`` (the
+    local PostgreSQL server's ``postgres`` processes, say), as ``session_cpu`` counts
+    them; None where ``/proc`` is not there. A backend that ended between two readings
+    takes its count with it, as in ``session_cpu``: pooled connections live throughout."""
+    return _processes_cpu(lambda command, _fields: command == name)
+
+
+def _processes_cpu(keep: Callable[[str, list[str]], bool]) -> CpuUse | None:
     proc = Path("/proc")
     if not proc.is_dir():
         return None
@@ -189,10 +201,11 @@ def session_cpu(sessions: Sequence[int]) -> CpuUse | None:
         if not entry.name.isdigit():
             continue
         try:
-            # Fields after the command name (which may hold spaces): state is the 1st,
-            # session the 4th, utime and stime the 12th and 13th.
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[3]) not in wanted:
+            # "pid (command) state …": the command may hold spaces and parentheses. After
+            # it, state is the 1st field, session the 4th, utime and stime the 12th and 13th.
+            head, _, rest = (entry / "stat").read_text().rpartition(")")
+            fields = rest.split()
+            if not keep(head.partition("(")[2], fields):
                 continue
             ticks += int(fields[11]) + int(fields[12])
             for task in (entry / "task").iterdir():
@@ -202,6 +215,34 @@ def session_cpu(sessions: Sequence[int]) -> CpuUse | None:
         except (OSError, IndexError, ValueError):
             continue  # ended while being read
     return CpuUse(ticks / _TICKS, switches)
+
+
+@dataclass(frozen=True)
+class MachineTime:
+    """The machine's CPU time so far, all cores together (from ``/proc/stat``)."""
+
+    busy: float
+    total: float
+
+    def busy_share(self, later: MachineTime) -> float:
+        """The share of all cores' time that was busy between this reading and ``later``
+        (0 to 1; whoever was busy: servers, load generator, database, anyone else)."""
+        spent = later.total - self.total
+        return round((later.busy - self.busy) / spent, 3) if spent > 0 else math.nan
+
+
+def machine_time() -> MachineTime | None:
+    """All cores' busy and total time so far; None where ``/proc/stat`` is not there."""
+    try:
+        line = Path("/proc/stat").read_text().splitlines()[0]
+    except OSError:
+        return None
+    # cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest time is
+    # already in user and nice).
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(value) for value in line.split()[1:9])
+    busy = user + nice + system + irq + softirq + steal
+    return MachineTime(busy / _TICKS, (busy + idle + iowait) / _TICKS)
 
 
 def session_peak_rss_mb(sessions: Sequence[int]) -> float | None:
@@ -289,6 +330,18 @@ class Database:
             admin.dispose()
         url = server.set(database=database).render_as_string(hide_password=False)
         return cls(url, "postgresql")
+
+    @property
+    def server_command(self) -> str | None:
+        """The command name of the database server's processes when they run on this
+        machine (so their CPU can be read: ``command_cpu``); None for SQLite, which runs in
+        the servers' own processes, and for a server elsewhere."""
+        from sqlalchemy.engine import make_url
+
+        host = make_url(self.url).host or "localhost"  # no host: the local socket
+        if self.backend == "postgresql" and host in ("localhost", "127.0.0.1", "::1"):
+            return "postgres"
+        return None
 
 
 def make_app(url: str, **config: Any) -> Any:

@@ -12,7 +12,14 @@ import pytest
 
 from bench.ab import compare, medians, summary
 from bench.comment_surge import cpu_summary
-from bench.common import CpuUse, session_cpu, session_peak_rss_mb
+from bench.common import (
+    CpuUse,
+    MachineTime,
+    command_cpu,
+    machine_time,
+    session_cpu,
+    session_peak_rss_mb,
+)
 
 # A child in its own session that holds 200 MB for a moment, lets it go, says so, then waits.
 _GROW = """
@@ -26,6 +33,18 @@ sys.stdin.readline()
 # A child in its own session that spends 0.3 s of its own CPU, says so, then waits.
 _BURN = """
 import sys, time
+while time.process_time() < 0.3:
+    pass
+print("spent", flush=True)
+sys.stdin.readline()
+"""
+
+
+# The same, under a command name of its own (as ``ps`` and /proc/PID/stat show it).
+_NAMED_BURN = """
+import sys, time
+with open("/proc/self/comm", "w") as comm:
+    comm.write("dl-bench-burn")
 while time.process_time() < 0.3:
     pass
 print("spent", flush=True)
@@ -78,6 +97,39 @@ def test_session_cpu_counts_a_sessions_processes_and_no_one_elses() -> None:
         child.wait(timeout=30)
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_command_cpu_counts_the_processes_of_one_command() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _NAMED_BURN], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "spent"
+        use = command_cpu("dl-bench-burn")
+        assert use is not None and use.seconds >= 0.29  # 0.3 s less one clock tick
+        assert command_cpu("dl-no-such-cmd") == CpuUse(0.0, 0)
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        child.wait(timeout=30)
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads Linux's /proc")
+def test_machine_time_sees_a_core_kept_busy() -> None:
+    before = machine_time()
+    start = time.process_time()
+    while time.process_time() - start < 0.3:
+        pass
+    after = machine_time()
+    assert before is not None and after is not None
+    assert after.busy - before.busy >= 0.29  # at least our own 0.3 s, whatever else ran
+    assert 0 < before.busy_share(after) <= 1
+
+
+def test_busy_share_divides_busy_by_all_time() -> None:
+    assert MachineTime(10.0, 40.0).busy_share(MachineTime(13.0, 44.0)) == 0.75
+    assert math.isnan(MachineTime(1.0, 2.0).busy_share(MachineTime(1.0, 2.0)))
+
+
 def test_per_request_figures_divide_the_difference() -> None:
     before, after = CpuUse(1.0, 100), CpuUse(1.5, 400)
     assert before.per(after, 250) == {"cpu_ms": 2.0, "context_switches": 1.2}
@@ -97,6 +149,22 @@ def test_cpu_summary_gives_the_ratio_the_cpu_allows() -> None:
     assert out["baseline"] == {"cpu_ms": 0.6, "context_switches": 6.0}
     assert "durable" not in out  # no rounds, no figure
     assert out["baseline_over_daylight"] == 0.375
+    assert "baseline_over_daylight_with_database" not in out  # SQLite: in the servers
+
+
+def test_cpu_summary_counts_a_local_database_servers_cpu_in_the_bound() -> None:
+    out = cpu_summary({
+        "daylight": [{"cpu_ms": 1.0, "context_switches": 20.0, "database_cpu_ms": 0.3,
+                      "machine_busy": 0.8},
+                     {"cpu_ms": 1.2, "context_switches": 22.0, "database_cpu_ms": 0.4,
+                      "machine_busy": 0.9}],
+        "baseline": [{"cpu_ms": 0.44, "context_switches": 6.0, "machine_busy": 0.95}],
+    })
+    assert out["daylight"] == {"cpu_ms": 1.1, "context_switches": 21.0,
+                               "database_cpu_ms": 0.35, "machine_busy": 0.85}
+    assert out["baseline"] == {"cpu_ms": 0.44, "context_switches": 6.0, "machine_busy": 0.95}
+    assert out["baseline_over_daylight"] == 0.4
+    assert out["baseline_over_daylight_with_database"] == 0.303  # 0.44 / (1.1 + 0.35)
 
 
 def test_ab_compares_the_cpu_per_request_of_two_versions() -> None:
