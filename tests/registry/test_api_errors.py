@@ -71,6 +71,13 @@ def test_healthz_answers_once_the_database_does(client):
     assert response.get_json()["status"] == "ok"
 
 
+def test_healthz_reports_how_far_the_event_log_has_come(client, make_technology):
+    make_technology(submit=True)  # a technology.submitted event after the policies' own
+    items = client.get("/api/v1/events", query_string={"limit": 200}).get_json()["items"]
+    assert items[-1]["type"] == "technology.submitted"
+    assert client.get("/healthz").get_json()["last_event_seq"] == items[-1]["seq"]
+
+
 def test_html_pages_get_an_html_404(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
