@@ -72,9 +72,9 @@ def test_healthz_answers_once_the_database_does(client):
 
 
 def test_healthz_reports_how_far_the_event_log_has_come(client, make_technology):
-    make_technology(submit=True)  # a technology.submitted event after the policies' own
+    make_technology(submit=True)  # submitted and assessed, after the policies' own events
     items = client.get("/api/v1/events", query_string={"limit": 200}).get_json()["items"]
-    assert items[-1]["type"] == "technology.submitted"
+    assert items[-1]["type"] == "assessment.completed"
     assert client.get("/healthz").get_json()["last_event_seq"] == items[-1]["seq"]
 
 
