@@ -23,6 +23,7 @@ from registry.comments.models import Comment, CommenterContact, CommentFlag, Com
 from registry.db import read_only
 from registry.errors import Conflict, NotFound
 from registry.events.head import APPENDED
+from registry.events.models import Event
 from registry.events.services import (
     NewEvent,
     append_event,
@@ -385,18 +386,104 @@ def flag_comment(session: Session, comment: Comment, *, reason: str | None,
     return comment
 
 
-def summary(session: Session, review: Review) -> dict[str, Any]:
-    """Counts of published comments by position and neighbourhood, and form-letter groups."""
-    published = (col(Comment.review_id) == review.id,
+@dataclass(frozen=True)
+class Tally:
+    """What a review's summary is made from, kept so that a later count adds only what was
+    published since (``tally_since``) instead of reading every comment again."""
+
+    #: Published comments by (position, neighbourhood).
+    cells: Mapping[tuple[str | None, str | None], int]
+    #: Texts sent more than once: fingerprint → (comments, the first comment's id).
+    groups: Mapping[str, tuple[int, str]]
+    #: The first comment's body, by id, for each group.
+    samples: Mapping[str, str]
+
+
+def tally(session: Session, review_id: str) -> Tally:
+    """Count every published comment of ``review_id``."""
+    published = (col(Comment.review_id) == review_id,
                  col(Comment.status) == CommentStatus.PUBLISHED.value)
     # One pass over the comments for both breakdowns (and so the total): at a million
     # comments each pass costs about half a second (docs/performance.md).
+    cells = {(position, name): count for position, name, count in session.execute(
+        select(col(Comment.position), col(Comment.neighborhood), func.count())
+        .where(*published).group_by(col(Comment.position), col(Comment.neighborhood)))}
+    groups = {print_: (count, first_id) for print_, count, first_id in session.execute(
+        select(col(Comment.fingerprint), func.count(), func.min(col(Comment.id)))
+        .where(*published).group_by(col(Comment.fingerprint)).having(func.count() > 1))}
+    return Tally(cells, groups, _samples(session, groups, {}))
+
+
+#: Fingerprints asked about in one statement by ``tally_since``.
+_FINGERPRINTS_A_QUERY = 500
+
+
+def tally_since(session: Session, review: ReviewPeriod, earlier: Tally, seq: int,
+                head: int) -> Tally | None:
+    """``earlier`` (a count that included the log up to ``seq``) with the comments of
+    ``review`` published after ``seq`` up to ``head`` added; None when a comment of the
+    review was hidden meanwhile, so that only a new count (``tally``) is right.
+
+    Every comment that becomes public does so with a ``comment.published`` event, and every
+    one taken down with ``comment.hidden``: the events after ``seq`` are exactly what
+    changed. The session must read ``head`` and these events in one snapshot.
+    """
+    changed = session.execute(
+        select(col(Event.type), col(Comment.id), col(Comment.position),
+               col(Comment.neighborhood), col(Comment.fingerprint))
+        .join(Comment, col(Comment.id) == col(Event.subject_id))
+        .where(col(Event.technology_id) == review.technology_id,
+               col(Event.seq) > seq, col(Event.seq) <= head,
+               col(Event.type).in_(("comment.published", "comment.hidden")),
+               col(Comment.review_id) == review.id)).all()
+    if any(row[0] == "comment.hidden" for row in changed):
+        return None
+    cells = dict(earlier.cells)
+    news: dict[str, tuple[int, str]] = {}  # fingerprint → (comments, first id) since seq
+    for _type, comment_id, position, name, print_ in changed:
+        cells[position, name] = cells.get((position, name), 0) + 1
+        count, first_id = news.get(print_, (0, comment_id))
+        news[print_] = (count + 1, min(first_id, comment_id))
+    groups = dict(earlier.groups)
+    unknown = []
+    for print_, (count, first_id) in news.items():
+        if print_ in groups:  # a form letter again: its count so far, plus the news
+            counted, first = groups[print_]
+            groups[print_] = (counted + count, min(first, first_id))
+        else:
+            unknown.append(print_)
+    # A text not in a group before may have been sent once already: its whole count, read
+    # from the index on (review_id, fingerprint, status, id).
+    for at in range(0, len(unknown), _FINGERPRINTS_A_QUERY):
+        for print_, count, first_id in session.execute(
+            select(col(Comment.fingerprint), func.count(), func.min(col(Comment.id)))
+            .where(col(Comment.review_id) == review.id,
+                   col(Comment.fingerprint).in_(unknown[at:at + _FINGERPRINTS_A_QUERY]),
+                   col(Comment.status) == CommentStatus.PUBLISHED.value)
+            .group_by(col(Comment.fingerprint))):
+            if count > 1:
+                groups[print_] = (count, first_id)
+    return Tally(cells, groups, _samples(session, groups, earlier.samples))
+
+
+def _samples(session: Session, groups: Mapping[str, tuple[int, str]],
+             known: Mapping[str, str]) -> dict[str, str]:
+    """Each group's first body: those in ``known``, the others read in one query."""
+    wanted = {first_id for _count, first_id in groups.values()}
+    missing = wanted.difference(known)
+    read = dict(session.execute(
+        select(col(Comment.id), col(Comment.body)).where(col(Comment.id).in_(missing))
+    ).all()) if missing else {}
+    return {first_id: known[first_id] if first_id in known else read[first_id]
+            for first_id in wanted}
+
+
+def summary_of(review_id: str, counted: Tally) -> dict[str, Any]:
+    """The summary that ``counted`` makes: counts by position and neighbourhood, and the
+    form letters, the most sent first."""
     by_position = {"support": 0, "oppose": 0, "neutral": 0, "unspecified": 0}
     by_name: dict[str | None, int] = {}
-    for position, name, count in session.execute(
-        select(col(Comment.position), col(Comment.neighborhood), func.count())
-        .where(*published).group_by(col(Comment.position), col(Comment.neighborhood))
-    ).all():
+    for (position, name), count in counted.cells.items():
         key = position or "unspecified"
         by_position[key] = by_position.get(key, 0) + count
         by_name[name] = by_name.get(name, 0) + count
@@ -404,27 +491,24 @@ def summary(session: Session, review: Review) -> dict[str, Any]:
     neighborhoods = [{"neighborhood": name or "Not given", "count": count}
                      for name, count in sorted(by_name.items(),
                                                key=lambda item: (-item[1], item[0] or ""))]
-    repeated = session.execute(
-        select(col(Comment.fingerprint), func.count(), func.min(col(Comment.id)))
-        .where(*published).group_by(col(Comment.fingerprint))
-        .having(func.count() > 1).order_by(func.count().desc(), func.min(col(Comment.id)))
-    ).all()
-    # One query for every group's sample, not one per group.
-    samples = dict(session.execute(
-        select(col(Comment.id), col(Comment.body))
-        .where(col(Comment.id).in_([first_id for _, _, first_id in repeated]))
-    ).all()) if repeated else {}
+    ordered = sorted(counted.groups.items(), key=lambda item: (-item[1][0], item[1][1]))
     groups = [{"fingerprint": print_, "count": count, "sample_comment_id": first_id,
-               "sample_body": samples[first_id]} for print_, count, first_id in repeated]
-    in_groups = sum(g["count"] for g in groups)
+               "sample_body": counted.samples[first_id]}
+              for print_, (count, first_id) in ordered]
+    in_groups = sum(count for _print, (count, _first) in ordered)
     return {
-        "review_id": review.id,
+        "review_id": review_id,
         "total": total,
         "unique_texts": total - in_groups + len(groups),
         "by_position": by_position,
         "by_neighborhood": neighborhoods,
         "form_letters": groups,
     }
+
+
+def summary(session: Session, review: Review) -> dict[str, Any]:
+    """Counts of published comments by position and neighbourhood, and form-letter groups."""
+    return summary_of(review.id, tally(session, review.id))
 
 
 CSV_COLUMNS = ("id", "published_at", "display_name", "neighborhood", "position", "body",

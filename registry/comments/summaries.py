@@ -1,19 +1,25 @@
 """Comment summaries that stay cheap when a review draws a million comments.
 
-``services.summary`` counts every published comment of a review: 12–23 ms at 10,000
+``services.tally`` counts every published comment of a review: 12–23 ms at 10,000
 comments and 1.3–1.8 s at 1,000,000 (``bench.scale``, docs/performance.md). The technology
 page shows the summary on every view, and the views come when a comment period draws a
 crowd: each new comment then moves the event log's head, so the read cache
 (``registry.cache``) misses and every view would count the million again. A few residents
 reading the page would keep both cores busy.
 
-So, in each web process, a summary that was slow to count is reused for a while:
+So each web process keeps its last count of a review, and a later count starts from it:
+``services.tally_since`` adds the comments published since, read from the log's events
+(a new count from scratch only when one of the review's comments was hidden meanwhile).
+Besides:
 
-- one counted in less than ``FRESH_BELOW_SECONDS`` is never reused once the log moves:
-  small reviews, nearly all of them, are always exact;
-- one that took ``T`` to count is reused for up to ``REUSE_FACTOR`` × ``T`` (never more than
-  ``MAX_AGE_SECONDS``) after the log moved: counting again then costs at most about a tenth
-  of one thread's time, however many people look;
+- a count made in less than ``FRESH_BELOW_SECONDS`` is never reused once the log moves:
+  small reviews, nearly all of them, are always exact, and so is a large one while the
+  comments since its last count are few;
+- a count from scratch is not reused either, however long it took: the next count only
+  adds what came after it;
+- a count that added so much that it took ``T`` is reused for up to ``REUSE_FACTOR`` ×
+  ``T`` (never more than ``MAX_AGE_SECONDS``) after the log moved: counting again then
+  costs at most about a tenth of one thread's time, however many people look;
 - while the log has not moved since the count, nothing has changed and it is reused at any
   age;
 - a hidden comment never lingers in an older count: once a ``comment.hidden`` event follows
@@ -31,15 +37,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app, has_request_context
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from registry.cache import keep_out, read_at
-from registry.comments.services import summary
-from registry.database import log_head
+from registry.comments.services import Tally, summary_of, tally, tally_since
+from registry.database import log_head, session_factory
+from registry.db import read_only
 from registry.events.head import HEAD_QUERY
 from registry.events.models import Event
 from registry.reviews.models import Review
@@ -62,9 +69,23 @@ class Counted:
     """One count of a review's comments, and how long it may be reused."""
 
     summary: dict[str, Any]
-    seq: int  # the log's head read before counting: the count includes at least this much
+    seq: int  # the log's head the count was made at: it includes exactly this much
     began: float  # monotonic seconds when counting began
     reuse_for: float  # seconds it may be reused after the log moved (0: never)
+    tally: Tally | None = None  # what the next count may start from
+
+
+class Made(NamedTuple):
+    """What a count gives the cache."""
+
+    seq: int  # the log's head the count is exact at
+    summary: dict[str, Any]
+    tally: Tally | None = None  # what the next count may start from
+    afresh: bool = True  # counted from scratch, not from the earlier count
+
+
+#: ``count(earlier)``: a count of the review, from ``earlier`` when it can.
+Count = Callable[[Counted | None], Made]
 
 
 class SummaryCache:
@@ -77,15 +98,13 @@ class SummaryCache:
         self._counting: dict[str, threading.Event] = {}
         self.counts = 0  # counts made, for tests and benchmarks
 
-    def get(self, review_id: str, *, head: Callable[[], int],
-            count: Callable[[], tuple[int, dict[str, Any]]],
+    def get(self, review_id: str, *, head: Callable[[], int], count: Count,
             invalidated_since: Callable[[int], bool]) -> Counted:
         """The count of ``review_id``: a reusable earlier one, or one made now.
 
-        ``head()`` gives the log's last committed ``seq``; ``count()`` gives a ``seq`` its
-        count includes at least (the head read in the counting transaction, before the
-        count) and the summary; ``invalidated_since(seq)`` says whether an event after
-        ``seq`` makes older counts unfit to show (``INVALIDATING_EVENTS``).
+        ``head()`` gives the log's last committed ``seq``; ``count(earlier)`` counts, from
+        the earlier count when it can; ``invalidated_since(seq)`` says whether an event
+        after ``seq`` makes older counts unfit to show (``INVALIDATING_EVENTS``).
         """
         while True:
             seq = head()
@@ -104,7 +123,7 @@ class SummaryCache:
             assert flight is not None
             if mine:
                 try:
-                    return self._count(review_id, count)
+                    return self._count(review_id, count, earlier)
                 finally:
                     with self._lock:
                         del self._counting[review_id]
@@ -130,21 +149,23 @@ class SummaryCache:
             return "current"
         return "old"
 
-    def _count(self, review_id: str, count: Callable[[], tuple[int, dict[str, Any]]]
-               ) -> Counted:
+    def _count(self, review_id: str, count: Count, earlier: Counted | None) -> Counted:
         began = self._monotonic()
-        seq, counted = count()
+        made = count(earlier)
         took = self._monotonic() - began
-        reuse_for = 0.0 if took < FRESH_BELOW_SECONDS else min(REUSE_FACTOR * took,
+        # What the next count will cost decides how long this one may stand in for it: a
+        # count from scratch that leaves a tally is followed by one that only adds the news.
+        cost = 0.0 if made.afresh and made.tally is not None else took
+        reuse_for = 0.0 if cost < FRESH_BELOW_SECONDS else min(REUSE_FACTOR * cost,
                                                                 MAX_AGE_SECONDS)
-        made = Counted(counted, seq, began, reuse_for)
+        counted = Counted(made.summary, made.seq, began, reuse_for, made.tally)
         with self._lock:
             self.counts += 1
-            self._counts[review_id] = made
+            self._counts[review_id] = counted
             self._counts.move_to_end(review_id)
             while len(self._counts) > MAX_REVIEWS:
                 self._counts.popitem(last=False)
-        return made
+        return counted
 
 
 def init_app(app: Flask) -> None:
@@ -163,13 +184,26 @@ def review_summary(session: Session, review: Review) -> dict[str, Any]:
     (see the module); for the API and the technology page."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     clock = app.extensions["daylight.clock"]
+    postgres = session.get_bind().dialect.name == "postgresql"
 
-    def count() -> tuple[int, dict[str, Any]]:
-        # The head first, in the counting transaction: on SQLite the count reads the same
-        # snapshot, on PostgreSQL a later one, so either way it includes this much.
-        seq = int(session.execute(HEAD_QUERY).scalar() or 0)
-        counted_at = clock.now()
-        return seq, {**summary(session, review), "counted_at": counted_at}
+    def count(earlier: Counted | None) -> Made:
+        # A session of its own, so that the head and the counts are read in one snapshot:
+        # SQLite's transaction has one from its first read; PostgreSQL's default takes a
+        # new one for every statement, so the count asks for repeatable read. The count
+        # is then exact at the head it read, and the next count adds what came after it.
+        with read_only(), session_factory(app)() as reading:
+            if postgres:
+                reading.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            seq = int(reading.execute(HEAD_QUERY).scalar() or 0)
+            counted = None
+            if earlier is not None and earlier.tally is not None and earlier.seq <= seq:
+                counted = tally_since(reading, review, earlier.tally, earlier.seq, seq)
+            afresh = counted is None
+            if counted is None:
+                counted = tally(reading, review.id)
+            counted_at = clock.now()
+        return Made(seq, {**summary_of(review.id, counted), "counted_at": counted_at},
+                    counted, afresh)
 
     def invalidated_since(seq: int) -> bool:
         return session.execute(

@@ -1,5 +1,6 @@
-"""Comment summaries: exact for ordinary reviews, reused for a bounded time when counting is
-slow, never showing a hidden comment, and counted once at a time."""
+"""Comment summaries: exact for ordinary reviews, counted from the last count onwards, reused
+for a bounded time when counting is slow, never showing a hidden comment, and counted once at
+a time."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from registry.comments import summaries
+from registry.comments.services import Tally
 from registry.comments.summaries import SummaryCache, summary_cache
 from registry.worker.jobs import run_due_transitions
 from tests.registry.helpers import schedule
@@ -34,16 +36,18 @@ class Ticking(Moment):
 
 
 class Counter:
-    """A count that takes ``took`` seconds of the fake clock and returns ``summary``."""
+    """A count that takes ``took`` seconds of the fake clock; its total is its number."""
 
     def __init__(self, moment: Moment, took: float, seq: int = 7) -> None:
         self.moment, self.took, self.seq = moment, took, seq
         self.calls = 0
+        self.given: list[summaries.Counted | None] = []  # the earlier count each call had
 
-    def __call__(self) -> tuple[int, dict[str, Any]]:
+    def __call__(self, earlier: summaries.Counted | None) -> summaries.Made:
         self.calls += 1
+        self.given.append(earlier)
         self.moment.now += self.took
-        return self.seq, {"total": self.calls}
+        return summaries.Made(self.seq, {"total": self.calls})
 
 
 def never(_seq: int) -> bool:
@@ -75,6 +79,35 @@ def test_a_quick_count_is_never_reused_once_the_log_moves() -> None:
     assert read(8) == 2  # it moved: counted again at once, however recent the first count
     assert count.calls == 2
     assert asked == []  # nothing to ask of the log for a count that is never reused
+
+
+def test_each_count_is_handed_the_last_to_start_from() -> None:
+    moment = Moment()
+    cache = SummaryCache(moment)
+    count = Counter(moment, took=0.01)
+    first = cache.get("rev", head=lambda: 7, count=count, invalidated_since=never)
+    assert total(cache, 8, count) == 2
+    assert count.given == [None, first]
+
+
+def test_a_slow_count_from_scratch_that_leaves_a_tally_is_not_reused() -> None:
+    moment = Moment()
+    cache = SummaryCache(moment)
+    tally = Tally({}, {}, {})
+    calls: list[bool] = []
+
+    def count(earlier: summaries.Counted | None) -> summaries.Made:
+        moment.now += 2.0  # slow, either way
+        calls.append(earlier is None)
+        return summaries.Made(6 + len(calls), {"total": len(calls)}, tally,
+                              afresh=earlier is None)
+
+    assert cache.get("rev", head=lambda: 7, count=count, invalidated_since=never).reuse_for == 0
+    # The next count starts from it, so it is made at once; that one's own time counts.
+    assert cache.get("rev", head=lambda: 8, count=count, invalidated_since=never).reuse_for == 20
+    assert cache.get("rev", head=lambda: 9, count=count,
+                     invalidated_since=never).summary["total"] == 2
+    assert calls == [True, False]
 
 
 def test_a_slow_count_is_reused_for_ten_times_as_long_as_it_took() -> None:
@@ -141,11 +174,11 @@ def test_one_thread_counts_while_the_others_wait_for_the_first_count() -> None:
     started, release = threading.Event(), threading.Event()
     calls = []
 
-    def slow() -> tuple[int, dict[str, Any]]:
+    def slow(_earlier: summaries.Counted | None) -> summaries.Made:
         calls.append(1)
         started.set()
         assert release.wait(10)
-        return 7, {"total": 5}
+        return summaries.Made(7, {"total": 5})
 
     results: list[dict[str, Any]] = []
     first = threading.Thread(target=lambda: results.append(
@@ -171,10 +204,10 @@ def test_while_one_thread_counts_again_the_others_get_the_previous_count() -> No
     moment.now += 60  # too old to reuse once the log moved
     started, release = threading.Event(), threading.Event()
 
-    def slow() -> tuple[int, dict[str, Any]]:
+    def slow(_earlier: summaries.Counted | None) -> summaries.Made:
         started.set()
         assert release.wait(10)
-        return 9, {"total": 2}
+        return summaries.Made(9, {"total": 2})
 
     results: list[dict[str, Any]] = []
     first = threading.Thread(target=lambda: results.append(
@@ -257,22 +290,24 @@ def test_an_ordinary_review_is_counted_afresh_after_every_comment(app, client, o
 def test_a_slow_review_shows_its_last_count_and_when_it_was_made(
         app, client, technology, open_review, clock, slow_counts) -> None:
     comment(client, open_review)
-    counted = read(client, open_review)
-    assert counted["total"] == 1
+    assert read(client, open_review)["total"] == 1  # from scratch: the next adds to it
+    comment(client, open_review)
+    counted = read(client, open_review)  # slow (the clock says so): reused from now on
+    assert counted["total"] == 2
     clock.advance(seconds=30)
     comment(client, open_review)
     again = read(client, open_review)
     assert again == counted  # the same count, and the time it was made
     page = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
-    assert ("open now: 1 published comment, 1 different text (counted at "
+    assert ("open now: 2 published comments, 1 different text (counted at "
             f'<time datetime="{counted["counted_at"]}">') in page
     slow_counts.now += summaries.MAX_AGE_SECONDS + 1
     # The log has not moved since the last read: the read cache must not have kept the
     # older count for it.
     fresh = read(client, open_review)
-    assert fresh["total"] == 2
+    assert fresh["total"] == 3
     assert fresh["counted_at"] == clock.now().isoformat()
-    assert summary_cache(app).counts == 2  # the page was served the first count too
+    assert summary_cache(app).counts == 3  # the page was served the second count too
 
 
 def test_a_comment_hidden_after_a_slow_count_leaves_the_summary_at_once(
@@ -287,3 +322,172 @@ def test_a_comment_hidden_after_a_slow_count_leaves_the_summary_at_once(
     after = read(client, open_review)
     assert after["total"] == 1
     assert after["form_letters"] == []
+
+
+# --- counted from the last count ---------------------------------------------------------
+
+
+@pytest.fixture
+def counts(monkeypatch) -> dict[str, int]:
+    """How many counts started afresh ("tally") and from the last ("since")."""
+    made = {"tally": 0, "since": 0}
+    tally, since = summaries.tally, summaries.tally_since
+
+    def counting_tally(*args: Any) -> Any:
+        made["tally"] += 1
+        return tally(*args)
+
+    def counting_since(*args: Any) -> Any:
+        made["since"] += 1
+        return since(*args)
+
+    monkeypatch.setattr(summaries, "tally", counting_tally)
+    monkeypatch.setattr(summaries, "tally_since", counting_since)
+    return made
+
+
+def afresh(app, review: dict[str, Any]) -> dict[str, Any]:
+    """The review's summary counted from scratch, as the API gives it but ``counted_at``."""
+    from registry.comments.services import summary
+    from registry.database import session_factory
+    from registry.reviews.models import Review
+
+    with app.app_context(), session_factory(app)() as session:
+        stored = session.get(Review, review["id"])
+        assert stored is not None
+        return summary(session, stored)
+
+
+def exact(app, client, review: dict[str, Any]) -> dict[str, Any]:
+    """The API's summary, checked against a count from scratch."""
+    body = read(client, review)
+    assert {key: value for key, value in body.items() if key != "counted_at"} == afresh(
+        app, review)
+    return body
+
+
+def post(client, review: dict[str, Any], body: str, **fields: Any) -> dict[str, Any]:
+    response = client.post(f"/api/v1/reviews/{review['id']}/comments",
+                           json={"body": body, **fields})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+LETTER = "Ban face recognition in our parks. Ban it now."
+
+
+def test_later_counts_add_what_was_published_since_the_last(app, client, open_review,
+                                                             counts) -> None:
+    post(client, open_review, "Keep plates 30 days.", position="oppose",
+         neighborhood="Eastside")
+    post(client, open_review, LETTER, position="oppose", neighborhood="Downtown")
+    assert exact(app, client, open_review)["total"] == 2
+    # The letter a second time (a new group), a new neighbourhood, a third and a fourth.
+    post(client, open_review, LETTER.upper() + "!", position="oppose",
+         neighborhood="Downtown")
+    post(client, open_review, "Who audits the vendor?", neighborhood="Riverside")
+    body = exact(app, client, open_review)
+    assert body["form_letters"][0]["count"] == 2
+    post(client, open_review, LETTER, position="support")
+    post(client, open_review, "Keep plates 30 days.", position="neutral",
+         neighborhood="Eastside")
+    body = exact(app, client, open_review)
+    assert body["total"] == 6 and body["unique_texts"] == 3
+    assert [group["count"] for group in body["form_letters"]] == [3, 2]
+    assert body["by_position"] == {"support": 1, "oppose": 3, "neutral": 1,
+                                   "unspecified": 1}
+    assert counts == {"tally": 1, "since": 2}  # one count from scratch, then only news
+
+
+def test_a_comment_published_by_a_reviewer_joins_the_next_count(
+        app, client, open_review, reviewer, counts) -> None:
+    app.config["COMMENT_MODERATION"] = "pre"
+    held = post(client, open_review, LETTER, neighborhood="Hillcrest")
+    held_too = post(client, open_review, LETTER)
+    app.config["COMMENT_MODERATION"] = "post"
+    post(client, open_review, LETTER)
+    assert exact(app, client, open_review)["form_letters"] == []
+    published = client.post(f"/api/v1/comments/{held_too['id']}/publish", headers=reviewer)
+    assert published.status_code == 200
+    body = exact(app, client, open_review)  # a new group, its count read whole
+    assert body["form_letters"][0]["sample_comment_id"] == held_too["id"]
+    published = client.post(f"/api/v1/comments/{held['id']}/publish", headers=reviewer)
+    assert published.status_code == 200
+    body = exact(app, client, open_review)  # a group that grew
+    # The oldest comment, published last, is now the group's first and its sample.
+    assert body["form_letters"][0]["count"] == 3
+    assert body["form_letters"][0]["sample_comment_id"] == held["id"]
+    assert {"neighborhood": "Hillcrest", "count": 1} in body["by_neighborhood"]
+    assert counts == {"tally": 1, "since": 2}
+
+
+def test_a_hidden_comment_makes_the_next_count_start_afresh(
+        app, client, open_review, reviewer, counts) -> None:
+    first = post(client, open_review, LETTER)
+    post(client, open_review, LETTER)
+    assert exact(app, client, open_review)["form_letters"][0]["count"] == 2
+    hidden = client.post(f"/api/v1/comments/{first['id']}/hide", json={"reason": "Spam."},
+                         headers=reviewer)
+    assert hidden.status_code == 200
+    post(client, open_review, "Another view.")
+    body = exact(app, client, open_review)
+    assert body["total"] == 2 and body["form_letters"] == []
+    assert counts["tally"] == 2  # the hidden comment cannot be taken away from a tally
+
+
+def test_another_reviews_comments_neither_join_a_count_nor_restart_it(
+        app, client, open_review, make_technology, reviewer, clock, counts) -> None:
+    post(client, open_review, LETTER)
+    exact(app, client, open_review)
+    elsewhere = schedule(client, reviewer, make_technology(submit=True)["id"],
+                         opens=clock.now() + timedelta(days=1))
+    assert elsewhere.status_code == 201, elsewhere.get_json()
+    clock.advance(days=1)
+    assert run_due_transitions(app, clock).opened == [elsewhere.get_json()["id"]]
+    other = elsewhere.get_json()
+    spam = post(client, other, LETTER)
+    post(client, other, LETTER)
+    hidden = client.post(f"/api/v1/comments/{spam['id']}/hide", json={"reason": "Spam."},
+                         headers=reviewer)
+    assert hidden.status_code == 200
+    post(client, open_review, LETTER)
+    body = exact(app, client, open_review)
+    assert body["total"] == 2 and body["form_letters"][0]["count"] == 2
+    assert counts == {"tally": 1, "since": 1}
+
+
+@pytest.mark.parametrize("counting", ["tally", "tally_since"])
+def test_a_comment_committed_while_counting_is_counted_once(
+        app, client, open_review, monkeypatch, counts, counting: str) -> None:
+    if counting == "tally_since":
+        post(client, open_review, LETTER)
+        exact(app, client, open_review)  # the count that the next one starts from
+    count = getattr(summaries, counting)
+
+    def with_a_post_under_way(session, *args: Any) -> Any:
+        # The count has read the head; a comment commits (from another thread, as from
+        # another request) before the count reads the comments.
+        posted: list[int] = []
+        poster = threading.Thread(target=lambda: posted.append(app.test_client().post(
+            f"/api/v1/reviews/{open_review['id']}/comments", json={"body": LETTER}
+        ).status_code))
+        poster.start()
+        poster.join(10)
+        assert posted == [201]
+        return count(session, *args)
+
+    monkeypatch.setattr(summaries, counting, with_a_post_under_way)
+    post(client, open_review, LETTER)
+    head = client.get("/healthz").get_json()["last_event_seq"]
+    response = client.get(f"/api/v1/reviews/{open_review['id']}/comments/summary")
+    assert response.status_code == 200
+    # Exact at the head it read, and tagged with it: not the comment committed later, in
+    # the total or in the form letter's count.
+    counted = response.get_json()
+    total = 2 if counting == "tally_since" else 1
+    assert counted["total"] == total
+    assert [group["count"] for group in counted["form_letters"]] == (
+        [total] if total > 1 else [])
+    assert response.headers["ETag"] == f'W/"log-{head}"'
+    monkeypatch.setattr(summaries, counting, count)
+    assert exact(app, client, open_review)["total"] == total + 1  # the next adds it once
