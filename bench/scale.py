@@ -14,8 +14,10 @@ each, after a warm-up, and the figure is the median latency, large over small.
 
 Goal: every list endpoint's latency large/small ≤ 1.5× (the API's lists and the Atom feed
 of the hot technology). Measured too, for information: the comment summary's first count,
-the hot technology's page (neither is a list), and the hot review's CSV export once: its
-time, and the web processes' peak memory before and after it.
+the hot technology's page (neither is a list), the hot review's CSV export once (its
+time, and the web processes' peak memory before and after it), and last the summary while
+comments arrive: after each of ``NEWS_ROUNDS`` batches of ``NEWS`` comments posted to the
+hot review, one read of its summary, timed, and whether it counted them all.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -286,6 +289,47 @@ def timed_get(conn: http.client.HTTPConnection, path: str) -> tuple[float, int]:
     raise AssertionError("unreachable")
 
 
+#: Comments posted to the hot review before each read of its summary, and how many times.
+NEWS, NEWS_ROUNDS = 100, 5
+
+
+def post_comments(conn: http.client.HTTPConnection, review_id: str, count: int,
+                  mark: str) -> int:
+    """Post ``count`` comments to the review (distinct texts, ``mark`` in each); the 201s."""
+    created = 0
+    for index in range(count):
+        body = json.dumps({"body": f"News {mark}-{index}: who audits the cameras?",
+                           "position": "oppose"})
+        conn.request("POST", f"/api/v1/reviews/{review_id}/comments", body,
+                     {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        created += response.status == 201
+    return created
+
+
+def summary_while_comments_arrive(conn: http.client.HTTPConnection, review_id: str
+                                  ) -> dict[str, Any]:
+    """``NEWS_ROUNDS`` times: post ``NEWS`` comments, then read the summary (timed); the
+    reads' median time and how many counted every comment posted so far."""
+    path = f"/api/v1/reviews/{review_id}/comments/summary"
+    conn.request("GET", path)
+    response = conn.getresponse()
+    first = json.loads(response.read())["total"]
+    posted, exact = 0, 0
+    seconds: list[float] = []
+    for round_ in range(NEWS_ROUNDS):
+        posted += post_comments(conn, review_id, NEWS, f"{round_}")
+        began = time.perf_counter()
+        conn.request("GET", path)
+        response = conn.getresponse()
+        total = json.loads(response.read())["total"]
+        seconds.append(time.perf_counter() - began)
+        exact += total == first + posted
+    return {"posted": posted, "reads": NEWS_ROUNDS, "p50_ms": round(median(seconds) * 1000, 2),
+            "max_ms": round(max(seconds) * 1000, 2), "reads_counting_every_comment": exact}
+
+
 def timed_download(conn: http.client.HTTPConnection, path: str) -> tuple[float, int, int]:
     """One GET read to its end a chunk at a time: (seconds, status, bytes)."""
     began = time.perf_counter()
@@ -323,7 +367,10 @@ def main() -> None:
             from registry.database import engine
 
             engine(app).dispose()
-            deployments[size] = Deployment(database, folder / size, shape="gunicorn")
+            # The comment limit lifted for the posts of the last measurement (one client).
+            deployments[size] = Deployment(
+                database, folder / size, shape="gunicorn",
+                env_extra={"DAYLIGHT_COMMENT_RATE_LIMIT": "1000000 per minute"})
             (folder / size).mkdir()
         latencies: dict[str, dict[str, list[float]]] = {"small": {}, "large": {}}
         bad: list[str] = []
@@ -363,6 +410,12 @@ def main() -> None:
                 exports[size] = {"seconds": round(seconds, 2), "megabytes": round(length / 1e6, 1),
                                  "peak_rss_mb_before": before,
                                  "peak_rss_mb_after": session_peak_rss_mb(sessions)}
+            # Last, as it adds comments: the summary while they arrive (for information).
+            news = {size: summary_while_comments_arrive(conns[size], seeded[size]["hot_review"])
+                    for size in sizes}
+            for size, arrived in news.items():
+                if arrived["posted"] != NEWS * NEWS_ROUNDS:
+                    bad.append(f"{size} comment posts: {arrived['posted']} created")
             for conn in conns.values():
                 conn.close()
         finally:
@@ -396,6 +449,9 @@ def main() -> None:
         "comments_csv_export": {"what": "GET /api/v1/reviews/{hot}/comments.csv once, read to "
                                         "its end (information, not under the goal)",
                                 **exports},
+        "summary_while_comments_arrive": {
+            "what": f"{NEWS_ROUNDS} times: {NEWS} comments posted to the hot review, then one "
+                    "read of its summary (information, not under the goal)", **news},
         "baseline": {"what": "the same endpoints on the small registry, served at the same "
                              "time by the same settings"},
         "ratio": {"worst": worst[0], "worst_endpoint": worst[1]},
