@@ -401,17 +401,25 @@ class Tally:
 
 def tally(session: Session, review_id: str) -> Tally:
     """Count every published comment of ``review_id``."""
-    published = (col(Comment.review_id) == review_id,
-                 col(Comment.status) == CommentStatus.PUBLISHED.value)
     # One pass over the comments for both breakdowns (and so the total): at a million
     # comments each pass costs about half a second (docs/performance.md).
     cells = {(position, name): count for position, name, count in session.execute(
         select(col(Comment.position), col(Comment.neighborhood), func.count())
-        .where(*published).group_by(col(Comment.position), col(Comment.neighborhood)))}
+        .where(col(Comment.review_id) == review_id,
+               col(Comment.status) == CommentStatus.PUBLISHED.value)
+        .group_by(col(Comment.position), col(Comment.neighborhood)))}
     groups = {print_: (count, first_id) for print_, count, first_id in session.execute(
-        select(col(Comment.fingerprint), func.count(), func.min(col(Comment.id)))
-        .where(*published).group_by(col(Comment.fingerprint)).having(func.count() > 1))}
+        _letters(review_id).having(func.count() > 1))}
     return Tally(cells, groups, _samples(session, groups, {}))
+
+
+def _letters(review_id: str, *where: Any) -> Any:
+    """Published comments of the review by text (fingerprint): how many, and the first id;
+    read from the index on (review_id, fingerprint, status, id)."""
+    return (select(col(Comment.fingerprint), func.count(), func.min(col(Comment.id)))
+            .where(col(Comment.review_id) == review_id,
+                   col(Comment.status) == CommentStatus.PUBLISHED.value, *where)
+            .group_by(col(Comment.fingerprint)))
 
 
 #: Fingerprints asked about in one statement by ``tally_since``.
@@ -452,15 +460,10 @@ def tally_since(session: Session, review: ReviewPeriod, earlier: Tally, seq: int
             groups[print_] = (counted + count, min(first, first_id))
         else:
             unknown.append(print_)
-    # A text not in a group before may have been sent once already: its whole count, read
-    # from the index on (review_id, fingerprint, status, id).
+    # A text not in a group before may have been sent once already: its whole count.
     for at in range(0, len(unknown), _FINGERPRINTS_A_QUERY):
-        for print_, count, first_id in session.execute(
-            select(col(Comment.fingerprint), func.count(), func.min(col(Comment.id)))
-            .where(col(Comment.review_id) == review.id,
-                   col(Comment.fingerprint).in_(unknown[at:at + _FINGERPRINTS_A_QUERY]),
-                   col(Comment.status) == CommentStatus.PUBLISHED.value)
-            .group_by(col(Comment.fingerprint))):
+        for print_, count, first_id in session.execute(_letters(
+                review.id, col(Comment.fingerprint).in_(unknown[at:at + _FINGERPRINTS_A_QUERY]))):
             if count > 1:
                 groups[print_] = (count, first_id)
     return Tally(cells, groups, _samples(session, groups, earlier.samples))
