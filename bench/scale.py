@@ -311,26 +311,32 @@ def post_comments(conn: http.client.HTTPConnection, review_id: str, count: int,
 def summary_while_comments_arrive(conn: http.client.HTTPConnection, review_id: str
                                   ) -> dict[str, Any]:
     """``NEWS_ROUNDS`` times: post ``NEWS`` comments, then read the summary (timed); the
-    reads' median time and how many counted every comment posted so far."""
+    reads' median time, how many counted every comment posted so far, and how many did not
+    answer 200."""
     path = f"/api/v1/reviews/{review_id}/comments/summary"
+
+    def total() -> int | None:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        return json.loads(body)["total"] if response.status == 200 else None
+
     # A new connection (gunicorn closes one idle past its keep-alive, as this one may have
     # been during the CSV export); its first read primes its process's count, untimed.
     conn.close()
-    conn.request("GET", path)
-    response = conn.getresponse()
-    first = json.loads(response.read())["total"]
-    posted, exact = 0, 0
+    first = total()
+    posted, exact, failed = 0, 0, int(first is None)
     seconds: list[float] = []
     for round_ in range(NEWS_ROUNDS):
         posted += post_comments(conn, review_id, NEWS, f"{round_}")
         began = time.perf_counter()
-        conn.request("GET", path)
-        response = conn.getresponse()
-        total = json.loads(response.read())["total"]
+        counted = total()
         seconds.append(time.perf_counter() - began)
-        exact += total == first + posted
+        failed += counted is None
+        exact += first is not None and counted == first + posted
     return {"posted": posted, "reads": NEWS_ROUNDS, "p50_ms": round(median(seconds) * 1000, 2),
-            "max_ms": round(max(seconds) * 1000, 2), "reads_counting_every_comment": exact}
+            "max_ms": round(max(seconds) * 1000, 2), "reads_counting_every_comment": exact,
+            "reads_not_200": failed}
 
 
 def timed_download(conn: http.client.HTTPConnection, path: str) -> tuple[float, int, int]:
@@ -419,6 +425,8 @@ def main() -> None:
             for size, arrived in news.items():
                 if arrived["posted"] != NEWS * NEWS_ROUNDS:
                     bad.append(f"{size} comment posts: {arrived['posted']} created")
+                if arrived["reads_not_200"]:
+                    bad.append(f"{size} summary reads: {arrived['reads_not_200']} not 200")
             for conn in conns.values():
                 conn.close()
         finally:
