@@ -173,6 +173,12 @@ def staff(token: Callable[..., dict[str, str]], department: Callable[..., str]) 
 
 
 @pytest.fixture
+def reviewer(token: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """Headers of a reviewer's token."""
+    return token("reviewer")
+
+
+@pytest.fixture
 def make_technology(
     client: FlaskClient, staff: dict[str, str]
 ) -> Callable[..., dict[str, Any]]:

@@ -226,11 +226,6 @@ def test_while_one_thread_counts_again_the_others_get_the_previous_count() -> No
 
 
 @pytest.fixture
-def reviewer(token) -> dict[str, str]:
-    return token("reviewer")
-
-
-@pytest.fixture
 def technology(make_technology) -> dict[str, Any]:
     return make_technology(submit=True)
 

@@ -22,11 +22,6 @@ EMAIL = "resident.private@example.org"
 
 
 @pytest.fixture
-def reviewer(token) -> dict[str, str]:
-    return token("reviewer")
-
-
-@pytest.fixture
 def review(client, reviewer, make_technology, clock) -> dict[str, Any]:
     technology = make_technology(submit=True)
     response = schedule(client, reviewer, technology["id"], opens=clock.now() + timedelta(days=1))

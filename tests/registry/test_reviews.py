@@ -12,11 +12,6 @@ from tests.registry.helpers import iso, public_events, schedule, types
 
 
 @pytest.fixture
-def reviewer(token) -> dict[str, str]:
-    return token("reviewer")
-
-
-@pytest.fixture
 def submitted(make_technology) -> dict[str, Any]:
     return make_technology(submit=True)
 
