@@ -105,7 +105,7 @@ def test_command_cpu_counts_the_processes_of_one_command() -> None:
         assert child.stdout is not None and child.stdin is not None
         assert child.stdout.readline().strip() == "spent"
         use = command_cpu("dl-bench-burn")
-        assert use is not None and use.seconds >= 0.29  # 0.3 s less one clock tick
+        assert use is not None and use.seconds >= 0.25  # 0.3 s, counted in clock ticks
         assert command_cpu("dl-no-such-cmd") == CpuUse(0.0, 0)
     finally:
         if child.stdin is not None:
@@ -117,11 +117,13 @@ def test_command_cpu_counts_the_processes_of_one_command() -> None:
 def test_machine_time_sees_a_core_kept_busy() -> None:
     before = machine_time()
     start = time.process_time()
-    while time.process_time() - start < 0.3:
+    while time.process_time() - start < 0.5:
         pass
     after = machine_time()
     assert before is not None and after is not None
-    assert after.busy - before.busy >= 0.29  # at least our own 0.3 s, whatever else ran
+    # /proc/stat counts whole clock ticks, sampled, and a virtual machine may book a tick
+    # elsewhere: 0.5 s spun must show as most of it (CI once saw 0.3 s booked as 0.2899…).
+    assert after.busy - before.busy >= 0.4
     assert 0 < before.busy_share(after) <= 1
 
 
