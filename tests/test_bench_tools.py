@@ -86,8 +86,9 @@ def test_session_cpu_counts_a_sessions_processes_and_no_one_elses() -> None:
             time.sleep(0.001)
         use = session_cpu([child.pid])
         assert use is not None
-        # The kernel counts in clock ticks (10 ms): at least 0.3 s less one tick.
-        assert use.seconds >= 0.29
+        # The kernel counts user and system time apart, each in clock ticks (10 ms): 0.3 s
+        # may show a few ticks short.
+        assert use.seconds >= 0.25
         assert use.switches >= 1
         nobody = session_cpu([2**22 + 7])  # above the kernel's largest pid: no such session
         assert nobody == CpuUse(0.0, 0)
