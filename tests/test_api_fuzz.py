@@ -5,11 +5,13 @@ every answer conforms to the document (status code, content type, headers, body 
 One registry on SQLite serves the whole module (fuzzing needs data to find: a department,
 a submitted technology, an open review with a comment, a webhook endpoint), anonymously and
 with an admin token so that the write paths are exercised too. Bounded by hypothesis'
-``max_examples`` to run in well under two minutes.
+``max_examples`` to run in well under two minutes; ``DAYLIGHT_FUZZ_EXAMPLES=N`` asks for N
+examples an operation instead, for a deeper search than CI's.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +32,7 @@ from registry import create_app
 from registry.clock import FakeClock
 from tests.conftest import technology_fields
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = int(os.environ.get("DAYLIGHT_FUZZ_EXAMPLES", "12"))
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     status_code_conformance,
