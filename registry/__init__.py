@@ -47,11 +47,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _init_http(app: Flask) -> None:
-    from registry import cache, cli, errors, health
+    from registry import cache, cli, errors, health, inputs
     from registry.api import DaylightApi
     from registry.comments import fast_post, summaries
     from registry.extensions import csrf, limiter
 
+    inputs.init_app(app)  # first: no other hook sees text the database cannot store
     cache.init_app(app)
     summaries.init_app(app)
     fast_post.init_app(app)

@@ -14,6 +14,8 @@ from flask_smorest.utils import prepare_response
 from marshmallow import INCLUDE, Schema, fields, validate
 
 from registry.errors import Invalid
+from registry.events.models import MAX_SEQ
+from registry.inputs import unstorable
 
 T = TypeVar("T")
 
@@ -90,7 +92,11 @@ def decode_cursor(cursor: str | None, kind: type[T]) -> T | None:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         value = None
-    if not isinstance(value, kind):
+    # A cursor is only base64 of JSON: one made by hand could hold what no list gives out
+    # and the database cannot take (text with a NUL, a number past the log's last seq).
+    if (not isinstance(value, kind) or isinstance(value, bool)
+            or (isinstance(value, str) and unstorable(value) is not None)
+            or (isinstance(value, int) and not 0 <= value <= MAX_SEQ)):
         raise Invalid("The cursor is not one this list gave out.",
                       errors={"cursor": ["Not a valid cursor; use next_cursor from a page."]})
     return value

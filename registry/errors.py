@@ -122,7 +122,8 @@ def _webargs_errors(exc: HTTPException) -> dict[str, list[str]] | None:
     return flatten_messages(merged)
 
 
-def _wants_html() -> bool:
+def wants_html() -> bool:
+    """Whether the request is for a page (an HTML error) rather than the API or /healthz."""
     return not request.path.startswith("/api/") and request.path != "/healthz"
 
 
@@ -139,7 +140,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
-        if _wants_html():
+        if wants_html():
             from registry.pages.errors import render_error_page
 
             return render_error_page(exc)

@@ -34,6 +34,7 @@ from registry.comments.schemas import CommentIn, CommentReceipt
 from registry.comments.services import client_key
 from registry.comments.writer import comment_writer
 from registry.extensions import limiter
+from registry.inputs import has_unstorable
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -72,7 +73,10 @@ class CommentPosts:
             return self.app(environ, start_response)
         body = environ["wsgi.input"].read(length)
         try:
-            fields = self.schema.load(json.loads(body))
+            parsed = json.loads(body)
+            if has_unstorable(parsed):  # a NUL or a lone surrogate: registry.inputs says so
+                raise ValueError("unstorable text")
+            fields = self.schema.load(parsed)
         except (ValueError, RecursionError, ValidationError):  # JSON errors are ValueErrors
             # Flask answers with its 400 or 422, from the same bytes.
             environ["wsgi.input"] = io.BytesIO(body)

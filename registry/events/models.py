@@ -10,6 +10,9 @@ from sqlmodel import Field, Session, SQLModel, col
 
 from webhooks.sqltypes import UTCDateTime
 
+#: The largest ``seq`` the log can hold: its columns are integers, 32-bit on PostgreSQL.
+MAX_SEQ = 2**31 - 1
+
 
 class Event(SQLModel, table=True):
     """One change of state, appended in the same transaction as the change itself."""

@@ -11,6 +11,7 @@ from registry.api import ListArgs, csv_list, decode_cursor, page_schema, paged, 
 from registry.database import db
 from registry.errors import Invalid
 from registry.events.catalog import EVENT_TYPES
+from registry.events.models import MAX_SEQ
 from registry.events.services import event_message, list_events
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1",
@@ -30,7 +31,9 @@ class EventSchema(Schema):
 class EventArgs(ListArgs):
     """Follow the log from a position, optionally by type."""
 
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0),
+    # The largest seq a column of the log holds (PostgreSQL's integer): a larger number
+    # would fail in the database, not name a position.
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_SEQ),
                            metadata={"description": "Only events with a greater `seq`."})
     type = fields.String(metadata={"description": "Event types, comma-separated."})
 

@@ -1,0 +1,121 @@
+"""Text no database can store is refused at the door, with a 4xx that names where it was.
+
+Two kinds of character pass every schema's checks and then fail in the database, as a 500:
+
+- the NUL character (U+0000): PostgreSQL's text cannot hold it (psycopg raises
+  ``DataError``), while SQLite would store it, so the same request would fail on one
+  database and not the other; it reaches us as ``%00`` in an address or a form, or as
+  ``\\u0000`` in JSON;
+- a lone surrogate (U+D800 to U+DFFF), which only JSON's ``\\ud800`` escapes can make (an
+  address or a form is decoded from UTF-8, which has none): it is not a character at all,
+  and no UTF-8 encoder, so neither database driver, takes it.
+
+No resident, official or partner means to send either. A request carrying one, in its
+address, its query, its form fields or anywhere in its JSON body (names included), is
+refused before anything runs: 404 when it is in the path (no record or page is named so),
+422 with the field named for the API, 400 for a page. The comment post's fast path
+(``registry.comments.fast_post``) hands such a post to Flask, which refuses it here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.exceptions import BadRequest, NotFound
+
+from registry.errors import Invalid, wants_html
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+NUL_MESSAGE = "Must not contain the NUL character (U+0000)."
+SURROGATE_MESSAGE = ("Must be valid Unicode text: a lone surrogate (U+D800 to U+DFFF, such "
+                     "as the JSON escape \\ud800) is not a character.")
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored, or None when it can."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    return NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE
+
+
+def unstorable_fields(value: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Every string in a parsed JSON value (object keys included) that cannot be stored,
+    by its dotted path (``meetings.0.place``; ``_body`` for the whole document)."""
+    found: dict[str, list[str]] = {}
+    if isinstance(value, str):
+        message = unstorable(value)
+        if message is not None:
+            found[prefix or "_body"] = [message]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            message = unstorable(str(key))
+            if message is not None:
+                # The name itself is the problem: show it without the character.
+                found[_UNSTORABLE.sub("\ufffd", path)] = [message]
+            else:
+                found.update(unstorable_fields(item, path))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.update(unstorable_fields(item, f"{prefix}.{index}" if prefix else str(index)))
+    return found
+
+
+def has_unstorable(value: Any) -> bool:
+    """Whether a parsed JSON value holds any string that cannot be stored."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(has_unstorable(key) or has_unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_unstorable(item) for item in value)
+    return False
+
+
+def _from_pairs(pairs: Any) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for key, item in pairs:
+        message = unstorable(key) or unstorable(item)
+        if message is not None:
+            found[_UNSTORABLE.sub("\ufffd", key)] = [message]
+    return found
+
+
+def _json_errors() -> dict[str, list[str]]:
+    if not request.is_json:
+        return {}
+    data = request.get_data(cache=True)
+    # Cheap first: in UTF-8 JSON, either character shows as an escape (``\\u``) or a raw
+    # zero byte (UTF-16 and UTF-32 JSON are full of zero bytes, so they are parsed too).
+    if b"\\u" not in data and b"\x00" not in data:
+        return {}
+    parsed = request.get_json(silent=True)
+    if parsed is None:
+        return {}  # not JSON: the route's own parser says so
+    return unstorable_fields(parsed)
+
+
+def check_request() -> None:
+    """Refuse the request if its address, query, form or JSON holds unstorable text."""
+    if _UNSTORABLE.search(request.path):
+        raise NotFound()
+    errors = _from_pairs(request.args.items(multi=True))
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        errors.update(_from_pairs(request.form.items(multi=True)))
+    errors.update(_json_errors())
+    if not errors:
+        return
+    if wants_html():
+        raise BadRequest("The address or the form held a character that cannot be stored "
+                         "(the NUL character, or a broken one). Nothing was saved.")
+    raise Invalid("Some fields hold a character that cannot be stored; see errors.",
+                  errors=errors)
+
+
+def init_app(app: Flask) -> None:
+    """Check every request before anything else runs (register before other hooks)."""
+    app.before_request(check_request)
