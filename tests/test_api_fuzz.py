@@ -2,9 +2,11 @@
 operation, in process through the WSGI app, and checks that no answer is a 5xx and that
 every answer conforms to the document (status code, content type, headers, body schema).
 
-One registry on SQLite serves the whole module (fuzzing needs data to find: a department,
-a submitted technology, an open review with a comment, a webhook endpoint), anonymously and
-with an admin token so that the write paths are exercised too. Bounded by hypothesis'
+One registry serves the whole module on each database, SQLite and (when configured)
+PostgreSQL, which refuses what SQLite takes (a NUL in text, a number past its integers):
+fuzzing needs data to find (a department, a submitted technology, an open review with a
+comment, a webhook endpoint), anonymously and with an admin token so that the write paths
+are exercised too. Bounded by hypothesis'
 ``max_examples`` to run in well under two minutes; ``DAYLIGHT_FUZZ_EXAMPLES=N`` asks for N
 examples an operation instead, for a deeper search than CI's.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +31,8 @@ from schemathesis.specs.openapi.checks import (
 
 from registry import create_app
 from registry.clock import FakeClock
-from tests.conftest import technology_fields
+from tests.conftest import BACKENDS, technology_fields
+from tests.db import postgres_url, reset_postgres, sqlite_url
 
 MAX_EXAMPLES = int(os.environ.get("DAYLIGHT_FUZZ_EXAMPLES", "12"))
 CHECKS = [
@@ -42,25 +44,32 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    """One app on SQLite with a little of everything in it, shared by the module's cases."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def fuzz_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[Flask]:
+    """One app with a little of everything in it, shared by the module's cases on each
+    database."""
     from registry.assessments.services import ensure_default_policies
     from registry.database import dispose, engine, transaction
     from registry.models import init_schema
 
-    folder: Path = tmp_path_factory.mktemp("fuzz")
+    if request.param == "postgresql":
+        url = postgres_url()
+        reset_postgres(url)
+    else:
+        url = sqlite_url(tmp_path_factory.mktemp("fuzz"))
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     app = create_app({
         "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{folder / 'daylight.db'}",
+        "DATABASE_URL": url,
         "CLOCK": clock,
         "SECRET_KEY": "fuzz-secret",
         "PUBLIC_URL": "http://daylight.test",
         "WEBHOOK_ALLOW_PRIVATE": True,
         "COMMENT_RATE_LIMIT": "1000000 per minute",
     })
-    init_schema(engine(app))
+    if request.param == "sqlite":
+        init_schema(engine(app))
     with app.app_context(), transaction(app) as session:
         ensure_default_policies(session, now=clock.now())
     yield app
