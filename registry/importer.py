@@ -36,6 +36,7 @@ from registry.auth.models import Role
 from registry.auth.services import Principal
 from registry.departments.models import Department
 from registry.errors import flatten_messages
+from registry.inputs import unstorable_fields
 from registry.technologies.models import RECORD_FIELDS, Technology
 from registry.technologies.schemas import TechnologyIn
 from registry.technologies.services import create_technology, submit_technology
@@ -141,6 +142,12 @@ def validate_rows(session: Session, rows: Iterable[tuple[int, dict[str, str]]]) 
     errors: list[RowError] = []
     valid: list[Row] = []
     for line, values in rows:
+        # A NUL passes the schema and PostgreSQL then refuses it (registry.inputs).
+        unstorable = unstorable_fields(values)
+        if unstorable:
+            errors += [RowError(line, name, message) for name, messages
+                       in unstorable.items() for message in messages]
+            continue
         try:
             fields: dict[str, Any] = TechnologyIn().load(_to_input(values))
         except ValidationError as exc:

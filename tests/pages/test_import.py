@@ -119,3 +119,15 @@ def test_importing_the_same_file_twice_adds_nothing_the_second_time(app, runner,
     again = runner.invoke(args=["import", "technologies", str(SAMPLE)])
     assert again.exit_code != 0 and "already has a technology" in again.output
     assert count(app) == 4
+
+
+def test_a_nul_in_a_cell_is_an_error_for_that_row_on_either_database(app, runner, departments,
+                                                                      tmp_path):
+    path = tmp_path / "inventory.csv"
+    path.write_text("name,department,purpose\nCameras,police,Watch\x00 the lots\n"
+                    "Drones,police,Fly\n", encoding="utf-8")
+    result = runner.invoke(args=["import", "technologies", str(path)])
+    assert result.exit_code != 0
+    assert "line 2, purpose: Must not contain the NUL character (U+0000)." in result.output
+    assert "Nothing was imported" in result.output
+    assert count(app) == 0
