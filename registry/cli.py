@@ -208,14 +208,23 @@ def departments_group() -> None:
 @with_appcontext
 def departments_add(slug: str, name: str) -> None:
     """Add a department."""
-    from registry.database import transaction
-    from registry.departments.services import SLUG_PATTERN, add_department
-    from registry.errors import Conflict
+    from marshmallow import ValidationError
 
-    if not SLUG_PATTERN.match(slug):
-        raise click.ClickException("The slug takes lower-case letters, digits and single hyphens.")
+    from registry.database import transaction
+    from registry.departments.routes import DepartmentSchema
+    from registry.departments.services import add_department
+    from registry.errors import Conflict, flatten_messages
+
     if not name.strip():
         raise click.ClickException("The name cannot be blank.")
+    try:
+        # The API's own checks (the slug's form, both lengths): a name longer than its
+        # column would otherwise fail in PostgreSQL, after the transaction began.
+        DepartmentSchema().load({"slug": slug, "name": name})
+    except ValidationError as exc:
+        raise click.ClickException("; ".join(
+            f"{field}: {' '.join(messages)}"
+            for field, messages in flatten_messages(exc.messages).items())) from exc
     try:
         with transaction() as session:
             add_department(session, slug=slug, name=name, now=_now())

@@ -16,6 +16,8 @@ from registry.departments.models import Department
 from registry.ids import new_id
 
 TOKEN_PREFIX = "dlt_"
+#: The longest name a token may have (its column's length).
+NAME_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ def create_token(
         department_id = department.id
     if not name.strip():
         raise TokenError("a token needs a name")
+    if len(name.strip()) > NAME_LIMIT:
+        raise TokenError(f"a token's name is at most {NAME_LIMIT} characters")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         id=new_id("tok"),

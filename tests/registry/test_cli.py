@@ -96,3 +96,22 @@ def test_plugin_commands_are_still_found_beside_daylights_own() -> None:
     assert result.exit_code == 0, result.output
     assert "Flask-Limiter" in result.output
     assert "worker" in CliRunner().invoke(main, ["--help"]).output
+
+
+def test_names_longer_than_their_columns_are_refused_plainly_on_either_database(runner,
+                                                                                client):
+    # PostgreSQL enforces a column's length (SQLite does not): a plain refusal, not a
+    # DataError's traceback, and nothing stored.
+    long_department = runner.invoke(args=["departments", "add", "police", "--name", "P" * 201])
+    assert long_department.exit_code != 0
+    assert "name: Length must be between 1 and 200." in long_department.output
+    long_slug = runner.invoke(args=["departments", "add", "p" * 65, "--name", "Police"])
+    assert long_slug.exit_code != 0
+    assert "slug: Length must be between 1 and 64." in long_slug.output
+    assert client.get("/api/v1/departments").get_json()["items"] == []
+    token = runner.invoke(args=["tokens", "create", "--role", "admin", "--name", "A" * 201])
+    assert token.exit_code != 0
+    assert "a token's name is at most 200 characters" in token.output
+    assert "A" * 200 not in runner.invoke(args=["tokens", "list"]).output
+    assert runner.invoke(args=["tokens", "create", "--role", "admin", "--name",
+                               "A" * 200]).exit_code == 0
