@@ -10,7 +10,11 @@ Two kinds of character pass every schema's checks and then fail in the database,
   address or a form is decoded from UTF-8, which has none): it is not a character at all,
   and no UTF-8 encoder, so neither database driver, takes it.
 
-No resident, official or partner means to send either. A request carrying one, in its
+And one shape of JSON fails in Python's parsers rather than in the database: arrays and
+objects nested about a thousand deep exhaust the recursion limit (``RecursionError``, a
+500). A body nested more than ``MAX_JSON_DEPTH`` levels is refused with a 400.
+
+No resident, official or partner means to send any of these. A request carrying one, in its
 address, its query, its form fields or anywhere in its JSON body (names included), is
 refused before anything runs: 404 when it is in the path (no record or page is named so),
 422 with the field named for the API, 400 for a page. The comment post's fast path
@@ -20,6 +24,7 @@ refused before anything runs: 404 when it is in the path (no record or page is n
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, request
@@ -28,6 +33,9 @@ from werkzeug.exceptions import BadRequest, NotFound
 from registry.errors import Invalid, wants_html
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: How deep a JSON body may nest. Daylight's deepest document nests a few levels; Python's
+#: parsers fail near a thousand, depending on the stack they start from.
+MAX_JSON_DEPTH = 100
 
 NUL_MESSAGE = "Must not contain the NUL character (U+0000)."
 SURROGATE_MESSAGE = ("Must be valid Unicode text: a lone surrogate (U+D800 to U+DFFF, such "
@@ -42,37 +50,55 @@ def unstorable(text: str) -> str | None:
     return NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE
 
 
-def unstorable_fields(value: Any, prefix: str = "") -> dict[str, list[str]]:
+def _problems(value: Any) -> Iterator[tuple[str, str]]:
+    """(dotted path, message) for each string in a parsed JSON value (object keys
+    included) that cannot be stored. Iterative: nesting as deep as a parser allows cannot
+    exhaust the stack here."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        prefix, item = stack.pop()
+        if isinstance(item, str):
+            message = unstorable(item)
+            if message is not None:
+                yield prefix or "_body", message
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                path = f"{prefix}.{key}" if prefix else str(key)
+                message = unstorable(str(key))
+                if message is not None:
+                    # The name itself is the problem: show it without the character.
+                    yield _UNSTORABLE.sub("\ufffd", path), message
+                else:
+                    stack.append((path, child))
+        elif isinstance(item, list):
+            stack.extend((f"{prefix}.{index}" if prefix else str(index), child)
+                         for index, child in enumerate(item))
+
+
+def unstorable_fields(value: Any) -> dict[str, list[str]]:
     """Every string in a parsed JSON value (object keys included) that cannot be stored,
     by its dotted path (``meetings.0.place``; ``_body`` for the whole document)."""
     found: dict[str, list[str]] = {}
-    if isinstance(value, str):
-        message = unstorable(value)
-        if message is not None:
-            found[prefix or "_body"] = [message]
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            message = unstorable(str(key))
-            if message is not None:
-                # The name itself is the problem: show it without the character.
-                found[_UNSTORABLE.sub("\ufffd", path)] = [message]
-            else:
-                found.update(unstorable_fields(item, path))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.update(unstorable_fields(item, f"{prefix}.{index}" if prefix else str(index)))
+    for path, message in _problems(value):
+        found[path] = [message]
     return found
 
 
 def has_unstorable(value: Any) -> bool:
     """Whether a parsed JSON value holds any string that cannot be stored."""
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(has_unstorable(key) or has_unstorable(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(has_unstorable(item) for item in value)
+    return next(_problems(value), None) is not None
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether arrays and objects nest more than ``levels`` deep in ``value``."""
+    stack: list[tuple[int, Any]] = [(0, value)]
+    while stack:
+        depth, item = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= levels:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((depth + 1, child) for child in children)
     return False
 
 
@@ -90,10 +116,20 @@ def _json_errors() -> dict[str, list[str]]:
         return {}
     data = request.get_data(cache=True)
     # Cheap first: in UTF-8 JSON, either character shows as an escape (``\\u``) or a raw
-    # zero byte (UTF-16 and UTF-32 JSON are full of zero bytes, so they are parsed too).
-    if b"\\u" not in data and b"\x00" not in data:
+    # zero byte (UTF-16 and UTF-32 JSON are full of zero bytes, so they are parsed too);
+    # nesting too deep needs more brackets than that.
+    if (b"\\u" not in data and b"\x00" not in data
+            and data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH):
         return {}
-    parsed = request.get_json(silent=True)
+    try:
+        parsed = request.get_json(silent=True)
+        too_deep = _deeper_than(parsed, MAX_JSON_DEPTH)
+    except RecursionError:  # Python's parser gave up first
+        too_deep = True
+    if too_deep:
+        # Past Python's recursion limit the parsers further on would fail with a 500.
+        raise BadRequest(f"The JSON body nests arrays and objects more than {MAX_JSON_DEPTH} "
+                         "levels deep; nothing was read.")
     if parsed is None:
         return {}  # not JSON: the route's own parser says so
     return unstorable_fields(parsed)

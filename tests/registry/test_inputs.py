@@ -21,7 +21,7 @@ from sqlmodel import Session
 from registry.comments.models import Comment
 from registry.database import engine
 from registry.events.models import MAX_SEQ, Event
-from registry.inputs import NUL_MESSAGE, SURROGATE_MESSAGE
+from registry.inputs import MAX_JSON_DEPTH, NUL_MESSAGE, SURROGATE_MESSAGE
 from registry.technologies.models import Technology
 from registry.worker.jobs import run_due_transitions
 from tests.conftest import technology_fields
@@ -174,3 +174,29 @@ def test_a_hand_made_cursor_the_database_cannot_take_is_refused(
     assert response.status_code == 422
     assert response.get_json()["errors"] == {
         "cursor": ["Not a valid cursor; use next_cursor from a page."]}
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 990, 100_000])
+def test_json_nested_past_the_limit_is_a_400_not_a_recursion_error(
+        app: Flask, client: FlaskClient, opened: Opened, staff: dict[str, str],
+        depth: int) -> None:
+    nested = "[" * depth + '"x"' + "]" * depth
+    comments = rows(app, Comment)
+    for response in (post_raw(client, "/api/v1/technologies", nested, headers=staff),
+                     # the comment post's fast path hands it to Flask
+                     post_raw(client, f"/api/v1/reviews/{opened.review_id}/comments",
+                              '{"body": ' + nested + "}")):
+        assert response.status_code == 400, response.get_data(as_text=True)[:200]
+        assert response.mimetype == PROBLEM
+        assert "nests arrays and objects more than 100 levels" in response.get_json()["detail"]
+    assert rows(app, Comment) == comments
+
+
+def test_json_nested_within_the_limit_gets_the_routes_own_answer(
+        client: FlaskClient, opened: Opened) -> None:
+    # The object and 99 arrays inside it: 100 levels.
+    nested = "[" * (MAX_JSON_DEPTH - 1) + '"x"' + "]" * (MAX_JSON_DEPTH - 1)
+    response = post_raw(client, f"/api/v1/reviews/{opened.review_id}/comments",
+                        '{"body": ' + nested + "}")
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]) == ["body"]
