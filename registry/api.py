@@ -7,17 +7,43 @@ import binascii
 import http
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from typing import Any, TypeVar
 
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
-from marshmallow import INCLUDE, Schema, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from registry.errors import Invalid
 from registry.events.models import MAX_SEQ
 from registry.inputs import unstorable
 
 T = TypeVar("T")
+
+
+class Moment(fields.AwareDateTime):
+    """A time with its UTC offset, as sent, whose UTC form falls between the years
+    ``FIRST_YEAR`` and ``LAST_YEAR``.
+
+    Python's datetime ends at the year 9999: "9999-12-31T23:00-05:00" is a valid ISO time
+    that has no UTC form, and a time near the end leaves no room for the days a review adds
+    to it (closing, retention). Either failed in the database or a job, a 500. No review
+    or meeting is set so far out; the bounds say so plainly instead.
+    """
+
+    FIRST_YEAR = 1900
+    LAST_YEAR = 2999
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            utc = moment.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not self.FIRST_YEAR <= utc.year <= self.LAST_YEAR:
+            raise ValidationError(f"Must be a time between the years {self.FIRST_YEAR} and "
+                                  f"{self.LAST_YEAR}.")
+        return moment
 
 
 class ListArgs(Schema):

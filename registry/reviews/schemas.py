@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from registry.api import ListArgs, page_schema
+from registry.api import ListArgs, Moment, page_schema
 from registry.reviews.models import ReviewStatus
 
 _TEXT = validate.Length(max=5000)
@@ -18,8 +18,8 @@ class MeetingSchema(Schema):
     id = fields.String(validate=validate.Length(max=40), load_default=None,
                        metadata={"description": "Keep a meeting's id when rescheduling it, so "
                                  "calendars update the same event."})
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    starts_at = Moment(required=True)
+    ends_at = Moment(load_default=None, allow_none=True)
     place = fields.String(validate=validate.Length(max=300), load_default=None)
     online_url = fields.Url(schemes={"http", "https"}, load_default=None)
     languages = fields.List(fields.String(validate=validate.Length(min=2, max=35)),
@@ -36,8 +36,8 @@ class MeetingSchema(Schema):
 class ReviewIn(Schema):
     """Schedule a public review."""
 
-    comment_opens_at = fields.AwareDateTime(required=True)
-    comment_closes_at = fields.AwareDateTime(required=True)
+    comment_opens_at = Moment(required=True)
+    comment_closes_at = Moment(required=True)
     meetings = fields.List(fields.Nested(MeetingSchema), load_default=list,
                            validate=validate.Length(max=20))
     override_reason = fields.String(validate=_TEXT, load_default=None, allow_none=True,
@@ -48,8 +48,8 @@ class ReviewIn(Schema):
 class ReviewPatch(Schema):
     """Move dates before opening; while open, a later closing time with a reason."""
 
-    comment_opens_at = fields.AwareDateTime()
-    comment_closes_at = fields.AwareDateTime()
+    comment_opens_at = Moment()
+    comment_closes_at = Moment()
     meetings = fields.List(fields.Nested(MeetingSchema), validate=validate.Length(max=20))
     override_reason = fields.String(validate=_TEXT, allow_none=True)
     reason = fields.String(validate=_TEXT, metadata={"description": "Why an open period is "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any, NamedTuple
 
 import pytest
@@ -200,3 +200,39 @@ def test_json_nested_within_the_limit_gets_the_routes_own_answer(
                         '{"body": ' + nested + "}")
     assert response.status_code == 422
     assert list(response.get_json()["errors"]) == ["body"]
+
+
+@pytest.mark.parametrize(("opens", "closes"), [
+    # No UTC form: Python's datetime ends at the year 9999 (a 500 before).
+    ("2026-03-10T09:00:00+00:00", "9999-12-31T23:59:59-12:00"),
+    ("0001-01-01T00:00:00+05:00", "2026-06-01T00:00:00+00:00"),
+    # Representable, but no review is set so far out.
+    ("2026-03-10T09:00:00+00:00", "3000-01-01T00:00:00+00:00"),
+])
+def test_times_outside_the_years_a_review_can_use_are_refused(
+        app: Flask, client: FlaskClient, reviewer: dict[str, str], make_technology: Any,
+        opens: str, closes: str) -> None:
+    technology = make_technology(submit=True)
+    events = rows(app, Event)
+    response = client.post(f"/api/v1/technologies/{technology['id']}/reviews", headers=reviewer,
+                           json={"comment_opens_at": opens, "comment_closes_at": closes})
+    assert response.status_code == 422, response.get_json()
+    errors = response.get_json()["errors"]
+    assert list(errors) == (["comment_opens_at"] if opens.startswith("0001")
+                            else ["comment_closes_at"])
+    assert list(errors.values()) == [["Must be a time between the years 1900 and 2999."]]
+    assert rows(app, Event) == events  # nothing appended
+
+
+def test_a_time_with_an_offset_is_kept_as_sent(client: FlaskClient, reviewer: dict[str, str],
+                                               make_technology: Any, clock: Any) -> None:
+    technology = make_technology(submit=True)
+    opens = (clock.now() + timedelta(days=1)).replace(microsecond=0)
+    starts = (opens + timedelta(days=40)).astimezone(timezone(timedelta(hours=-8)))
+    response = client.post(f"/api/v1/technologies/{technology['id']}/reviews", headers=reviewer,
+                           json={"comment_opens_at": opens.isoformat(),
+                                 "comment_closes_at": (opens + timedelta(days=60)).isoformat(),
+                                 "meetings": [{"starts_at": starts.isoformat(),
+                                               "place": "City Hall"}]})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["meetings"][0]["starts_at"] == starts.isoformat()
