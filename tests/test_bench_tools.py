@@ -6,7 +6,10 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,14 +45,25 @@ sys.stdin.readline()
 
 # The same, under a command name of its own (as ``ps`` and /proc/PID/stat show it).
 _NAMED_BURN = """
-import sys, time
 with open("/proc/self/comm", "w") as comm:
     comm.write("dl-bench-burn")
-while time.process_time() < 0.3:
-    pass
-print("spent", flush=True)
-sys.stdin.readline()
-"""
+""" + _BURN
+
+
+@contextmanager
+def _child(script: str, says: str, **popen: Any) -> Iterator[subprocess.Popen[str]]:
+    """A Python child running ``script``, once it has printed ``says``; ended on leaving
+    (its stdin closed, so a script waiting on it returns)."""
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, **popen)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == says
+        yield child
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        child.wait(timeout=30)
 
 
 def _state(pid: int) -> str:
@@ -59,26 +73,15 @@ def _state(pid: int) -> str:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
 def test_session_peak_rss_is_the_high_water_mark_of_a_sessions_processes() -> None:
-    child = subprocess.Popen([sys.executable, "-c", _GROW], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert child.stdout is not None and child.stdin is not None
-        assert child.stdout.readline().strip() == "grew"
+    with _child(_GROW, "grew", start_new_session=True) as child:
         peak = session_peak_rss_mb([child.pid])
         assert peak is not None and peak >= 200  # though the memory was given back
         assert session_peak_rss_mb([2**22 + 7]) == 0  # no such session
-    finally:
-        child.kill()
-        child.wait()
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
 def test_session_cpu_counts_a_sessions_processes_and_no_one_elses() -> None:
-    child = subprocess.Popen([sys.executable, "-c", _BURN], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert child.stdout is not None and child.stdin is not None
-        assert child.stdout.readline().strip() == "spent"
+    with _child(_BURN, "spent", start_new_session=True) as child:
         # Read once it sleeps on its stdin: blocking there is a context switch of its own.
         deadline = time.monotonic() + 10
         while _state(child.pid) != "S":
@@ -92,26 +95,14 @@ def test_session_cpu_counts_a_sessions_processes_and_no_one_elses() -> None:
         assert use.switches >= 1
         nobody = session_cpu([2**22 + 7])  # above the kernel's largest pid: no such session
         assert nobody == CpuUse(0.0, 0)
-    finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        child.wait(timeout=30)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
 def test_command_cpu_counts_the_processes_of_one_command() -> None:
-    child = subprocess.Popen([sys.executable, "-c", _NAMED_BURN], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None and child.stdin is not None
-        assert child.stdout.readline().strip() == "spent"
+    with _child(_NAMED_BURN, "spent"):
         use = command_cpu("dl-bench-burn")
         assert use is not None and use.seconds >= 0.25  # 0.3 s, counted in clock ticks
         assert command_cpu("dl-no-such-cmd") == CpuUse(0.0, 0)
-    finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        child.wait(timeout=30)
 
 
 @pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads Linux's /proc")
