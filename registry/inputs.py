@@ -137,12 +137,19 @@ def _json_errors() -> dict[str, list[str]]:
 
 def check_request() -> None:
     """Refuse the request if its address, query, form or JSON holds unstorable text."""
-    if _UNSTORABLE.search(request.path):
+    # Every request passes here, reads most of all: look at the raw environ first. The
+    # server has decoded the path already; a query can hold a NUL only as ``%00`` (its
+    # other characters are decoded from UTF-8, which has no surrogates).
+    environ = request.environ
+    if "\x00" in environ.get("PATH_INFO", ""):
         raise NotFound()
-    errors = _from_pairs(request.args.items(multi=True))
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        errors.update(_from_pairs(request.form.items(multi=True)))
-    errors.update(_json_errors())
+    errors: dict[str, list[str]] = {}
+    if "%00" in environ.get("QUERY_STRING", ""):
+        errors.update(_from_pairs(request.args.items(multi=True)))
+    if environ.get("CONTENT_TYPE"):
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            errors.update(_from_pairs(request.form.items(multi=True)))
+        errors.update(_json_errors())
     if not errors:
         return
     if wants_html():
