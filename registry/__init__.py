@@ -57,6 +57,9 @@ def _init_http(app: Flask) -> None:
     summaries.init_app(app)
     fast_post.init_app(app)
     limiter.init_app(app)
+    # The limiter is one object for every app in the process, and init_app gives it a new
+    # store: that store starts as reachable, whatever an earlier app's store became.
+    limiter._storage_dead = False
     csrf.init_app(app)
     api = DaylightApi(app)
     errors.register_error_handlers(app)

@@ -6,6 +6,7 @@ import os
 import secrets
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -22,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "COMMENT_EMAIL_RETENTION_DAYS": 30,
     "COMMENT_RATE_LIMIT": "10 per minute;100 per hour",
     "RATELIMIT_ENABLED": True,
+    # Where the comment budget is counted. memory:// counts in each web process, so with
+    # several processes each allows the whole budget; a redis:// URL shares one count.
+    "RATELIMIT_STORAGE_URI": "memory://",
     "WEBHOOK_CONCURRENCY": 8,
     # Anonymous API reads served from memory while the event log has not moved.
     "READ_CACHE": True,
@@ -31,6 +35,11 @@ DEFAULTS: dict[str, Any] = {
     "JSON_SORT_KEYS": False,
     "WTF_CSRF_TIME_LIMIT": None,
 }
+
+#: Rate-limit stores with their driver installed (``limits`` knows more, e.g. memcached).
+RATE_LIMIT_STORES = ("memory", "redis", "rediss", "redis+unix")
+#: Seconds a rate-limit store may take to connect or answer before it counts as down.
+RATE_LIMIT_STORE_TIMEOUT = 0.5
 
 _BOOLEAN_KEYS = ("WEBHOOK_ALLOW_PRIVATE", "RATELIMIT_ENABLED", "READ_CACHE",
                  "COMMENT_FAST_PATH")
@@ -57,7 +66,7 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
     for key in (
         "SECRET_KEY", "PUBLIC_URL", "TIMEZONE", "WEBHOOK_ALLOW_PRIVATE", "COMMENT_MODERATION",
         "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_RATE_LIMIT", "WEBHOOK_CONCURRENCY",
-        "READ_CACHE", "COMMENT_FAST_PATH",
+        "READ_CACHE", "COMMENT_FAST_PATH", "RATELIMIT_STORAGE_URI",
     ):
         value = env.get(f"DAYLIGHT_{key}")
         if value is not None and value != "":
@@ -83,6 +92,21 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
             f"DAYLIGHT_TIMEZONE {settings['TIMEZONE']!r} is not a known time zone "
             "(use a name such as 'America/Los_Angeles')"
         ) from None
+    scheme = urlsplit(str(settings["RATELIMIT_STORAGE_URI"])).scheme
+    if scheme not in RATE_LIMIT_STORES:
+        # The scheme only: the URL may hold a password.
+        raise ConfigError(
+            f"DAYLIGHT_RATELIMIT_STORAGE_URI ({scheme or 'no scheme'}://…) is not a store "
+            "Daylight can count in: use memory:// (each web process counts alone) or a Redis "
+            "URL such as "
+            "redis://127.0.0.1:6379/0 (every process shares one count)"
+        )
+    if scheme.startswith("redis"):
+        # A Redis that stops answering must not hold residents' posts: after this long the
+        # limiter counts in memory instead (registry.extensions), and tries Redis again later.
+        settings.setdefault("RATELIMIT_STORAGE_OPTIONS", {
+            "socket_timeout": RATE_LIMIT_STORE_TIMEOUT,
+            "socket_connect_timeout": RATE_LIMIT_STORE_TIMEOUT})
     url = str(settings["PUBLIC_URL"])
     if not url.startswith(("http://", "https://")):
         raise ConfigError("DAYLIGHT_PUBLIC_URL must start with http:// or https://")

@@ -7,7 +7,8 @@ the common case itself: an anonymous JSON post whose fields pass the same schema
 spends the same rate-limit budget (the limiter's own counters, keys and headers), hands
 the comment to the same writer and answers the same 201 receipt; a post refused by the
 limit, an unknown review, a closed period or a busy database gets the same problem as the
-route would give, rendered by the app's own error handlers.
+route would give, rendered by the app's own error handlers. While the rate-limit store
+fails, posts go to the route, where flask-limiter falls back to counting in memory.
 
 Everything else goes on to Flask untouched, before anything is counted: another method or
 path, a token, a body that is not JSON, too large or not valid. The Flask route stays the
@@ -82,10 +83,16 @@ class CommentPosts:
             environ["wsgi.input"] = io.BytesIO(body)
             return self.app(environ, start_response)
         client = client_key(config["SECRET_KEY"], environ.get("REMOTE_ADDR")) or "unknown"
+        # A rate-limit store that failed is flask-limiter's to handle: it counts in memory
+        # until the store answers again, and checks it now and then. The route does both.
+        if limiter._storage_dead:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.app(environ, start_response)
         try:
             refused, headers = self._spend(client)
-        except Exception as exc:  # noqa: BLE001 — the limiter's store failed: the route's 500
-            refused, headers = exc, []
+        except Exception:  # noqa: BLE001 — the store failed: the route falls back, or says so
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.app(environ, start_response)
         response = self._answer(environ, match.group(1), fields, client, refused)
         for name, value in headers:
             response.headers[name] = value
