@@ -135,6 +135,9 @@ def main() -> None:
     parse.add_argument("--seconds", type=float, default=None)
     parse.add_argument("--rounds", type=int, default=None)
     parse.add_argument("--connections", type=int, default=8)
+    parse.add_argument("--rate-limit-store", default=None, metavar="URL",
+                       help="count the comment budget there (DAYLIGHT_RATELIMIT_STORAGE_URI, "
+                            "e.g. redis://127.0.0.1:6379/15) instead of in each process")
     args = parse.parse_args()
     args.seconds = args.seconds or (2.0 if args.quick else 8.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -151,8 +154,10 @@ def main() -> None:
             conn.execute(text(f"CREATE TABLE {BARE_TABLE} (id VARCHAR(40) PRIMARY KEY, "
                               "body TEXT NOT NULL)"))
         engine(app).dispose()
-        deployment = Deployment(database, folder, shape="gunicorn",
-                                env_extra={"DAYLIGHT_COMMENT_RATE_LIMIT": "1000000 per minute"})
+        settings = {"DAYLIGHT_COMMENT_RATE_LIMIT": "1000000 per minute"}
+        if args.rate_limit_store:
+            settings["DAYLIGHT_RATELIMIT_STORAGE_URI"] = args.rate_limit_store
+        deployment = Deployment(database, folder, shape="gunicorn", env_extra=settings)
         base_port = free_port()
         bare = Proc("bare-post", gunicorn_args("bench.baseline_app:create_app()", base_port),
                     process_env(database.url, BASELINE_DATABASE_URL=database.url),
@@ -222,7 +227,8 @@ def main() -> None:
         "machine": machine,
         "parameters": {"seconds_per_run": args.seconds, "rounds": rounds,
                        "connections": args.connections, "deployment": deployment.describe(),
-                       "load_generator": "bench.loadgen (python)", "quick": args.quick},
+                       "load_generator": "bench.loadgen (python)", "quick": args.quick,
+                       "rate_limit_store": "redis" if args.rate_limit_store else "memory"},
         "daylight": {"posts_per_second_median": round(rate, 1), "accepted_201": accepted,
                      "not_201": refused, "unanswered": unanswered, "stored": stored,
                      "comment_published_events": events,
