@@ -1,8 +1,8 @@
-"""``/healthz``: 200 once the database answers."""
+"""``/healthz``: 200 once the database answers; also whether the rate-limit store does."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from registry.database import db
 from registry.errors import problem_response
@@ -18,4 +18,16 @@ def healthz() -> Response:
         last_seq = db().execute(HEAD_QUERY).scalar()
     except Exception as exc:  # any failure to reach the database means "not healthy"
         return problem_response(503, "Service unavailable", f"The database did not answer: {exc}")
-    return jsonify({"status": "ok", "database": "ok", "last_event_seq": last_seq or 0})
+    return jsonify({"status": "ok", "database": "ok", "last_event_seq": last_seq or 0,
+                    "rate_limit_store": rate_limit_store()})
+
+
+def rate_limit_store() -> str:
+    """``memory`` (each process counts alone), ``ok`` (the shared store answers) or
+    ``unreachable`` (each process counts in memory until it answers: comments are still
+    taken, so the service stays healthy, but the budget is no longer shared)."""
+    from registry.extensions import limiter
+
+    if str(current_app.config["RATELIMIT_STORAGE_URI"]).startswith("memory:"):
+        return "memory"
+    return "ok" if limiter.storage.check() else "unreachable"

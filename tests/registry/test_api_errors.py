@@ -69,6 +69,7 @@ def test_healthz_answers_once_the_database_does(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
+    assert response.get_json()["rate_limit_store"] == "memory"  # counted in each process
 
 
 def test_healthz_reports_how_far_the_event_log_has_come(client, make_technology):

@@ -147,6 +147,15 @@ def test_with_redis_down_posts_are_taken_and_limited_in_each_process(
     assert [a.headers["X-RateLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
 
 
+def test_healthz_says_whether_the_shared_store_answers(client, redis_server):
+    assert client.get("/healthz").get_json()["rate_limit_store"] == "ok"
+    redis_server.stop()
+    answer = client.get("/healthz")
+    # Comments are still taken (counted per process), so the service is up; it says so.
+    assert answer.status_code == 200
+    assert answer.get_json()["rate_limit_store"] == "unreachable"
+
+
 def test_a_redis_that_hangs_does_not_hold_posts(app, client, open_review_ids, redis_server):
     _technology_id, review_id = open_review_ids
     url = f"/api/v1/reviews/{review_id}/comments"
