@@ -21,7 +21,12 @@ from registry.pages.technology_view import technology_context
 from registry.reviews.models import Review, ReviewStatus
 from registry.reviews.services import get_review
 from registry.technologies.models import Status, Technology
-from registry.technologies.services import TechnologyFilters, get_technology, list_technologies
+from registry.technologies.services import (
+    TechnologyFilters,
+    count_technologies,
+    get_technology,
+    list_technologies,
+)
 
 blp = Blueprint("pages", __name__)
 
@@ -63,15 +68,22 @@ def home() -> str:
     )
 
 
+#: The list's orders as the page offers them (``sort``); the first is the default.
+SORTS = {"": "registered", "name": "name"}
+_FILTER_NAMES = ("q", "status", "department", "risk_tier", "data_collected", "in_use")
+
+
 def _filters() -> tuple[TechnologyFilters, dict[str, str]]:
-    """The list filters from the query string; unknown values are ignored, not errors."""
-    args = {name: (request.args.get(name) or "").strip() for name in
-            ("q", "status", "department", "risk_tier", "data_collected", "in_use")}
+    """The list filters (and its order) from the query string; unknown values are ignored,
+    not errors."""
+    args = {name: (request.args.get(name) or "").strip() for name in (*_FILTER_NAMES, "sort")}
     public_statuses = [s.value for s in Status if s is not Status.DRAFT]
     status = [args["status"]] if args["status"] in public_statuses else []
     risk = [args["risk_tier"]] if args["risk_tier"] in present.RISK_LABELS else []
     data = [args["data_collected"]] if args["data_collected"] in DATA_COLLECTED else []
     in_use = {"yes": True, "no": False}.get(args["in_use"])
+    if args["sort"] not in SORTS:
+        args["sort"] = ""
     filters = TechnologyFilters(status=status, department=args["department"] or None,
                                 risk_tier=risk, data_collected=data, in_use=in_use,
                                 q=args["q"][:200] or None)
@@ -80,14 +92,16 @@ def _filters() -> tuple[TechnologyFilters, dict[str, str]]:
 
 @blp.route("/technologies")
 def technologies() -> str:
-    """Search and filter the registry (a GET form, so results can be bookmarked and shared)."""
+    """Search, filter and order the registry (a GET form, so results can be bookmarked and
+    shared)."""
     filters, args = _filters()
     try:
         after = decode_cursor(request.args.get("after") or None, str)
     except Invalid:
         abort(400, "That page link is not one this site made; start from the first page.")
     session = db()
-    found = list_technologies(session, None, filters, after=after, limit=PAGE_SIZE + 1)
+    found = list_technologies(session, None, filters, after=after, limit=PAGE_SIZE + 1,
+                              order=SORTS[args["sort"]])
     shown = found[:PAGE_SIZE]
     first_args = {name: value for name, value in args.items() if value}
     next_args = None
@@ -96,10 +110,11 @@ def technologies() -> str:
     return render_template(
         "technologies.html", technologies=shown, args=args, next_args=next_args,
         first_args=first_args, first_page=after is None,
+        total=count_technologies(session, None, filters),
         departments=queries.departments(session),
         by_id=queries.departments_by_id(session, {t.department_id for t in shown}),
         statuses=[s for s in Status if s is not Status.DRAFT], data_collected=DATA_COLLECTED,
-        filtered=any(args.values()),
+        filtered=any(args[name] for name in _FILTER_NAMES),
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select
 from sqlmodel import Session, col
 
 from registry.auth.models import Role
@@ -216,6 +216,10 @@ class TechnologyFilters:
     q: str | None = None
 
 
+#: Orders of a technology list: as registered (the default), or by name from A to Z.
+ORDERS = ("registered", "name")
+
+
 def list_technologies(
     session: Session,
     principal: Principal | None,
@@ -223,10 +227,34 @@ def list_technologies(
     *,
     after: str | None,
     limit: int,
+    order: str = "registered",
 ) -> list[Technology]:
-    """Technologies this principal may see, matching ``filters``, in order of registration."""
-    query = select(Technology)
-    query = query.where(_visibility(principal))
+    """Technologies this principal may see, matching ``filters``, in order of registration
+    or by name (``order``); ``after`` is the id of the last one of the previous page."""
+    query = _filtered(select(Technology).where(_visibility(principal)), filters)
+    if order == "name":
+        # Case-blind, then by id for names alike; a page goes on from its last row's place.
+        key = func.lower(col(Technology.name))
+        if after:
+            anchor = select(key).where(col(Technology.id) == after).scalar_subquery()
+            query = query.where(or_(key > anchor,
+                                    and_(key == anchor, col(Technology.id) > after)))
+        query = query.order_by(key, col(Technology.id))
+    else:
+        if after:
+            query = query.where(col(Technology.id) > after)
+        query = query.order_by(col(Technology.id))
+    return list(session.execute(query.limit(limit)).scalars())
+
+
+def count_technologies(session: Session, principal: Principal | None,
+                       filters: TechnologyFilters) -> int:
+    """How many technologies this principal may see match ``filters``."""
+    query = select(func.count()).select_from(Technology).where(_visibility(principal))
+    return int(session.execute(_filtered(query, filters)).scalar_one())
+
+
+def _filtered(query: Any, filters: TechnologyFilters) -> Any:
     if filters.status:
         query = query.where(Technology.status.in_(filters.status))  # type: ignore[attr-defined]
     if filters.department:
@@ -248,10 +276,7 @@ def list_technologies(
             or_(*(func.lower(getattr(Technology, name)).contains(needle, autoescape=True)
                   for name in ("name", "vendor", "description", "purpose")))
         )
-    if after:
-        query = query.where(Technology.id > after)  # type: ignore[arg-type]
-    query = query.order_by(Technology.id).limit(limit)  # type: ignore[arg-type]
-    return list(session.execute(query).scalars())
+    return query
 
 
 def _visibility(principal: Principal | None) -> Any:

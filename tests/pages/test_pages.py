@@ -137,6 +137,35 @@ def test_the_list_is_paged(client, make_technology):
     assert client.get("/technologies?after=garbage").status_code == 400
 
 
+def test_the_list_can_be_ordered_by_name_across_pages(client, make_technology):
+    # Registered in an order that is not the alphabet's, some names alike but for case.
+    names = [f"{letter} camera {number}" for number in range(4)
+             for letter in ("delta", "Alpha", "charlie", "Bravo", "echo", "alpha")]
+    for name in names[:23]:
+        make_technology(submit=True, name=name)
+
+    def listed(page: str) -> list[str]:
+        return [item.split(">", 1)[1] for item in
+                page.split('<li>\n<h3><a href="/technologies/')[1:]
+                for item in [item.split("</a>", 1)[0]]]
+
+    first = text(client.get("/technologies", query_string={"sort": "name"}))
+    next_link = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
+    assert "sort=name" in next_link  # the order goes on to the next page
+    second = text(client.get(next_link.replace("&amp;", "&")))
+    shown = listed(first) + listed(second)
+    assert len(listed(first)) == 20 and len(shown) == 23
+    assert shown == sorted(names[:23], key=str.lower)  # case-blind, none twice or missed
+    assert '<option value="name" selected>Name, A to Z</option>' in first
+    assert "<p>23 technologies.</p>" in first and "<p>23 technologies.</p>" in second
+    # The default stays the order of registration; an order the page does not offer is
+    # ignored like an unknown filter value.
+    assert listed(text(client.get("/technologies")))[:3] == names[:3]
+    assert listed(text(client.get("/technologies?sort=price")))[:3] == names[:3]
+    page = text(client.get("/technologies", query_string={"q": "echo camera 2"}))
+    assert "<p>1 technology matches this search.</p>" in page
+
+
 def test_drafts_never_appear_on_any_page(client, make_technology, open_review):
     open_review()
     draft = make_technology(name="Secret draft tool", vendor="Hush Inc.")
