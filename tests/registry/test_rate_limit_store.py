@@ -44,13 +44,18 @@ class RedisServer:
             if os.environ.get("DAYLIGHT_REQUIRE_REDIS") == "1":
                 pytest.fail(f"{reason}; DAYLIGHT_REQUIRE_REDIS=1 requires these tests")
             pytest.skip(reason)
+        self.binary, self.folder = binary, folder
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = redis.Redis(port=self.port, socket_timeout=2)
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, on the same port, empty) and wait until it answers."""
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -87,8 +92,14 @@ def fast_path() -> bool:
 
 
 @pytest.fixture
-def app_config(redis_server: RedisServer, fast_path: bool) -> dict[str, Any]:
-    return {"COMMENT_RATE_LIMIT": LIMIT, "RATELIMIT_STORAGE_URI": redis_server.url,
+def limit() -> str:
+    """The comment budget of the app under test."""
+    return LIMIT
+
+
+@pytest.fixture
+def app_config(redis_server: RedisServer, fast_path: bool, limit: str) -> dict[str, Any]:
+    return {"COMMENT_RATE_LIMIT": limit, "RATELIMIT_STORAGE_URI": redis_server.url,
             "COMMENT_FAST_PATH": fast_path, "PROPAGATE_EXCEPTIONS": False}
 
 
@@ -145,6 +156,34 @@ def test_with_redis_down_posts_are_taken_and_limited_in_each_process(
     # Counted afresh in this process's memory: 3 a minute, then 429; never a 500.
     assert [a.status_code for a in answers] == [201, 201, 201, 429]
     assert [a.headers["X-RateLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
+
+
+@pytest.mark.parametrize("limit", ["1000 per minute"])
+def test_once_redis_is_back_the_budget_is_counted_there_again(
+        app, client, open_review_ids, redis_server):
+    from registry.extensions import limiter
+
+    _technology_id, review_id = open_review_ids
+    url = f"/api/v1/reviews/{review_id}/comments"
+    redis_server.stop()
+    assert client.post(url, json={"body": "While Redis is down."}).status_code == 201
+    assert limiter._storage_dead  # counting in memory now
+    redis_server.start()  # empty, on the same port
+    # flask-limiter tries the store again after 1, 2, 4… seconds: post until one is counted
+    # there (a condition with a deadline, not a guess at the delay).
+    deadline = time.monotonic() + 90
+    posted = 0
+    while not redis_server.counts():
+        assert time.monotonic() < deadline, "the budget never went back to Redis"
+        answer = client.post(url, json={"body": f"Redis may be back ({posted})."})
+        assert answer.status_code == 201
+        posted += 1
+        time.sleep(0.2)
+    assert not limiter._storage_dead
+    # The fast path takes posts again, counting in Redis.
+    before = sum(redis_server.counts().values())
+    assert client.post(url, json={"body": "Counted in Redis again."}).status_code == 201
+    assert sum(redis_server.counts().values()) == before + 1
 
 
 def test_healthz_says_whether_the_shared_store_answers(client, redis_server):
