@@ -67,6 +67,14 @@ def _init_http(app: Flask) -> None:
     app.register_blueprint(health.blp)
     _register_pages(app)
     cli.register_commands(app)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Outermost, so that every middleware (the comment fast path's rate-limit key
+        # among them) and every route sees the client's address, not the proxy's.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 
 def _register_blueprints(app: Flask, api: Any) -> None:

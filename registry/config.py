@@ -26,6 +26,11 @@ DEFAULTS: dict[str, Any] = {
     # Where the comment budget is counted. memory:// counts in each web process, so with
     # several processes each allows the whole budget; a redis:// URL shares one count.
     "RATELIMIT_STORAGE_URI": "memory://",
+    # Proxies in front of the web processes whose X-Forwarded-For and -Proto are believed.
+    # Behind one (a load balancer, a platform's router) every request comes from its
+    # address, so without this every resident would share one comment budget; without a
+    # proxy a client could write the header itself, so it is believed only when set.
+    "TRUSTED_PROXIES": 0,
     "WEBHOOK_CONCURRENCY": 8,
     # Anonymous API reads served from memory while the event log has not moved.
     "READ_CACHE": True,
@@ -38,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
 
 #: Rate-limit stores with their driver installed (``limits`` knows more, e.g. memcached).
 RATE_LIMIT_STORES = ("memory", "redis", "rediss", "redis+unix")
+#: More proxies than this in a chain is a mistake in the setting, not a deployment.
+MAX_TRUSTED_PROXIES = 5
 #: Seconds a rate-limit store may take to connect or answer before it counts as down.
 RATE_LIMIT_STORE_TIMEOUT = 0.5
 
@@ -66,7 +73,7 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
     for key in (
         "SECRET_KEY", "PUBLIC_URL", "TIMEZONE", "WEBHOOK_ALLOW_PRIVATE", "COMMENT_MODERATION",
         "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_RATE_LIMIT", "WEBHOOK_CONCURRENCY",
-        "READ_CACHE", "COMMENT_FAST_PATH", "RATELIMIT_STORAGE_URI",
+        "READ_CACHE", "COMMENT_FAST_PATH", "RATELIMIT_STORAGE_URI", "TRUSTED_PROXIES",
     ):
         value = env.get(f"DAYLIGHT_{key}")
         if value is not None and value != "":
@@ -78,11 +85,15 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
 def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     for key in _BOOLEAN_KEYS:
         settings[key] = _truthy(settings[key])
-    for key in ("COMMENT_EMAIL_RETENTION_DAYS", "WEBHOOK_CONCURRENCY"):
+    for key in ("COMMENT_EMAIL_RETENTION_DAYS", "WEBHOOK_CONCURRENCY", "TRUSTED_PROXIES"):
         try:
             settings[key] = int(settings[key])
         except (TypeError, ValueError):
             raise ConfigError(f"DAYLIGHT_{key} must be a whole number") from None
+    if not 0 <= settings["TRUSTED_PROXIES"] <= MAX_TRUSTED_PROXIES:
+        raise ConfigError(
+            f"DAYLIGHT_TRUSTED_PROXIES must be between 0 and {MAX_TRUSTED_PROXIES}: how many "
+            "proxies stand in front of Daylight (0 when clients connect to it directly)")
     if settings["COMMENT_MODERATION"] not in ("post", "pre"):
         raise ConfigError("DAYLIGHT_COMMENT_MODERATION must be 'post' or 'pre'")
     try:
