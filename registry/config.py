@@ -122,6 +122,10 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     if not url.startswith(("http://", "https://")):
         raise ConfigError("DAYLIGHT_PUBLIC_URL must start with http:// or https://")
     settings["PUBLIC_URL"] = url.rstrip("/")
+    # The session cookie carries the forms' CSRF token: a site served over HTTPS sends it
+    # over HTTPS only, and no site sends it along with another site's cross-site POST.
+    settings.setdefault("SESSION_COOKIE_SECURE", url.startswith("https://"))
+    settings.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     if not settings.get("SECRET_KEY"):
         if under_gunicorn():
             raise ConfigError(
