@@ -46,6 +46,21 @@ def schedule(client: FlaskClient, headers: dict[str, str], technology_id: str, *
                        headers=headers)
 
 
+def open_period(app: Any, client: FlaskClient, reviewer: dict[str, str],
+                make_technology: Callable[..., dict[str, Any]], clock: Any) -> tuple[str, str]:
+    """A submitted technology with a review whose comment period the worker has opened:
+    ``(technology id, review id)``. Moves ``clock`` a day on."""
+    from registry.worker.jobs import run_due_transitions
+
+    technology = make_technology(submit=True, name="Cameras")
+    response = schedule(client, reviewer, technology["id"], opens=clock.now() + timedelta(days=1))
+    assert response.status_code == 201
+    clock.advance(days=1)
+    review_id = response.get_json()["id"]
+    assert run_due_transitions(app, clock).opened == [review_id]
+    return technology["id"], review_id
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``condition`` (every 5 ms) until it holds, or fail naming ``what``."""
     deadline = time.monotonic() + timeout

@@ -4,7 +4,6 @@ is a client's own words and changes nothing."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,9 +13,8 @@ from sqlalchemy import select
 from registry.comments.models import CommenterContact
 from registry.config import ConfigError, load_settings
 from registry.database import transaction
-from registry.worker.jobs import run_due_transitions
 from tests.pages.conftest import csrf_token
-from tests.registry.helpers import schedule
+from tests.registry.helpers import open_period
 
 
 @pytest.fixture
@@ -34,14 +32,7 @@ def app_config(request: pytest.FixtureRequest, proxies: int) -> dict[str, Any]:
 @pytest.fixture
 def review(app: Flask, client, token, make_technology, clock) -> tuple[str, str]:
     """(technology id, review id) of a review whose comment period is open."""
-    technology = make_technology(submit=True, name="Cameras")
-    response = schedule(client, token("reviewer"), technology["id"],
-                        opens=clock.now() + timedelta(days=1))
-    assert response.status_code == 201
-    clock.advance(days=1)
-    review_id = response.get_json()["id"]
-    assert run_due_transitions(app, clock).opened == [review_id]
-    return technology["id"], review_id
+    return open_period(app, client, token("reviewer"), make_technology, clock)
 
 
 def _post(client, review_id: str, forwarded_for: str, body: str) -> int:

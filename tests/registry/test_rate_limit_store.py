@@ -27,9 +27,8 @@ from bench.comment_surge import open_review
 from bench.common import Database, Deployment, free_port, make_app, migrate, seed_basics
 from registry import create_app
 from registry.config import ConfigError, load_settings
-from registry.worker.jobs import run_due_transitions
 from tests.pages.conftest import csrf_token
-from tests.registry.helpers import schedule
+from tests.registry.helpers import open_period
 
 LIMIT = "3 per minute"
 
@@ -106,16 +105,7 @@ def app_config(redis_server: RedisServer, fast_path: bool, limit: str) -> dict[s
 @pytest.fixture
 def open_review_ids(app: Flask, client, token, make_technology, clock) -> tuple[str, str]:
     """(technology id, review id) of a review whose comment period is open."""
-    from datetime import timedelta
-
-    technology = make_technology(submit=True, name="Cameras")
-    response = schedule(client, token("reviewer"), technology["id"],
-                        opens=clock.now() + timedelta(days=1))
-    assert response.status_code == 201
-    clock.advance(days=1)
-    review_id = response.get_json()["id"]
-    assert run_due_transitions(app, clock).opened == [review_id]
-    return technology["id"], review_id
+    return open_period(app, client, token("reviewer"), make_technology, clock)
 
 
 def _form(client, technology_id: str, review_id: str, body: str) -> Any:
