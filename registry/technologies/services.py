@@ -230,7 +230,10 @@ def list_technologies(
     order: str = "registered",
 ) -> list[Technology]:
     """Technologies this principal may see, matching ``filters``, in order of registration
-    or by name (``order``); ``after`` is the id of the last one of the previous page."""
+    or by name (``order``, one of ``ORDERS``); ``after`` is the id of the last one of the
+    previous page."""
+    if order not in ORDERS:
+        raise ValueError(f"not an order of technologies: {order!r}")
     query = _filtered(select(Technology).where(_visibility(principal)), filters)
     if order == "name":
         # Case-blind, then by id for names alike; a page goes on from its last row's place.
