@@ -110,7 +110,9 @@ def technologies() -> str:
     return render_template(
         "technologies.html", technologies=shown, args=args, next_args=next_args,
         first_args=first_args, first_page=after is None,
-        total=count_technologies(session, None, filters),
+        # A first page that holds every match has counted them already.
+        total=(len(shown) if after is None and next_args is None
+               else count_technologies(session, None, filters)),
         departments=queries.departments(session),
         by_id=queries.departments_by_id(session, {t.department_id for t in shown}),
         statuses=[s for s in Status if s is not Status.DRAFT], data_collected=DATA_COLLECTED,
