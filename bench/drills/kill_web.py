@@ -1,0 +1,275 @@
+"""Drill 5: kill -9 a web process again and again while residents post comments.
+
+Daylight runs as deployed (gunicorn with the Procfile's settings, beside its worker), with
+the per-client comment limit lifted as in ``comment_surge``. Client threads post comments to
+one open review, each post on a connection of its own and with a text of its own, never
+retried. Meanwhile one of gunicorn's web processes is killed with SIGKILL at a random
+moment, several times; gunicorn's master starts another each time. Then the posting stops
+and every answer is checked against the database:
+
+- every post answered 201 is stored under the id and tracking number of its receipt, with
+  its own text: nothing a resident was given a receipt for is lost;
+- no text is stored twice: no post was written twice;
+- every stored comment has exactly one ``comment.published`` event, and no such event names
+  a comment that is not stored: the change and its event are one transaction;
+- the log's ``seq`` runs from 1 without a gap or a repeat, up to the head's number;
+- a post refused with a 4xx or 5xx is not stored (nothing half-written);
+- a post whose process died under it got no answer: stored or not, either is right (its
+  author has no receipt); they are counted;
+- posts are taken again after the last kill, and, on SQLite, ``PRAGMA integrity_check``
+  says ``ok``.
+
+    python -m bench.drills.kill_web [--postgres [URL]] [--quick] [--kills N]
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.comment_surge import open_review
+from bench.common import (
+    Database,
+    Deployment,
+    machine_info,
+    make_app,
+    migrate,
+    parser,
+    query,
+    seed_basics,
+    wait_until,
+    workspace,
+    write_result,
+)
+
+#: How long a web process lives at least before it may be killed.
+BOOT_SECONDS = 1.5
+
+#: Answers that lose the connection: the process serving it died (or the master closed it).
+_LOST = (ConnectionError, http.client.HTTPException, TimeoutError, OSError)
+
+
+@dataclass
+class Outcomes:
+    """What every post got back, by its text (each text is posted once)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    receipts: dict[str, tuple[str, str]] = field(default_factory=dict)  # text -> (id, number)
+    refused: dict[str, int] = field(default_factory=dict)  # text -> status
+    # Refused with a 503 "Outcome unknown": the database was lost during the COMMIT and
+    # could not say in time whether the comment was stored (either is right).
+    unknown: set[str] = field(default_factory=set)
+    unanswered: list[str] = field(default_factory=list)
+
+    def answered(self) -> int:
+        """Posts answered so far, with a receipt or a refusal."""
+        with self.lock:
+            return len(self.receipts) + len(self.refused)
+
+
+def children(parent: int) -> set[int]:
+    """The live child processes of ``parent`` (gunicorn's web processes), from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The command may hold spaces and parentheses; the fields after its last ")" don't.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def replaced(master: int, victim: int, count: int, timeout: float = 60) -> None:
+    """Wait until ``master`` again has ``count`` web processes, ``victim`` not among them."""
+    wait_until(lambda: len(children(master) - {victim}) >= count, timeout=timeout,
+               what="gunicorn to replace its web process", interval=0.02)
+
+
+def poster(port: int, path: str, name: str, stop: threading.Event, out: Outcomes) -> None:
+    """Post comments until ``stop`` is set, each on a connection of its own (as residents
+    come, so that every web process has posts in flight); record what each one got."""
+    number = 0
+    while not stop.is_set():
+        number += 1
+        text = f"Drill comment {name}-{number}: keep the footage no longer than 30 days."
+        body = json.dumps({"body": text, "email": f"{name}@example.org",
+                           "position": ("support", "oppose", "neutral")[number % 3]})
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request("POST", path, body=body, headers={
+                "Content-Type": "application/json", "Connection": "close"})
+            answer = connection.getresponse()
+            content = answer.read()
+        except _LOST:
+            with out.lock:
+                out.unanswered.append(text)
+            continue
+        finally:
+            connection.close()
+        with out.lock:
+            if answer.status == 201:
+                receipt = json.loads(content)
+                out.receipts[text] = (receipt["id"], receipt["tracking_number"])
+            else:
+                out.refused[text] = answer.status
+                if answer.status == 503 and b'"Outcome unknown"' in content:
+                    out.unknown.add(text)
+
+
+def verify(app: Any, review_id: str, out: Outcomes) -> dict[str, Any]:
+    """Every answer the posters got, checked against the database; ``sound`` is the verdict
+    (no receipt lost, nothing stored twice, each comment with its one event, no gap in the
+    log, nothing refused yet stored, no server error but 503, an intact SQLite file)."""
+    backend = str(app.config["DATABASE_URL"]).split(":", 1)[0].split("+", 1)[0]
+    stored = {row[0]: (row[1], row[2]) for row in query(
+        app, "SELECT body, id, tracking_number FROM comment WHERE review_id = :r",
+        r=review_id)}
+    stored_count = query(app, "SELECT count(*) FROM comment WHERE review_id = :r",
+                         r=review_id)[0][0]
+    published = Counter(row[0] for row in query(
+        app, "SELECT subject_id FROM event WHERE type = 'comment.published'"))
+    seqs = [row[0] for row in query(app, "SELECT seq FROM event ORDER BY seq")]
+    head = query(app, "SELECT last_seq FROM event_log_head")[0][0]
+    integrity = (query(app, "PRAGMA integrity_check")[0][0] if backend == "sqlite"
+                 else "n/a (PostgreSQL)")
+    comment_ids = {ids[0] for ids in stored.values()}
+    lost_receipts = [t for t, ids in out.receipts.items() if stored.get(t) != ids]
+    duplicates = stored_count - len(stored)
+    without_event = [i for i in comment_ids if published[i] != 1]
+    orphan_events = [i for i in published if i not in comment_ids]
+    gapless = seqs == list(range(1, len(seqs) + 1)) and head == len(seqs)
+    # Any refusal but "outcome unknown" promises that nothing was saved.
+    refused_but_stored = [t for t in out.refused if t in stored and t not in out.unknown]
+    statuses = Counter(out.refused.values())
+    sound = (not lost_receipts and duplicates == 0 and not without_event
+             and not orphan_events and gapless and not refused_but_stored
+             and not any(code >= 500 and code != 503 for code in statuses)
+             and integrity in ("ok", "n/a (PostgreSQL)"))
+    return {
+        "receipts": len(out.receipts), "receipts_not_stored_as_given": len(lost_receipts),
+        "refused_by_status": {str(k): v for k, v in sorted(statuses.items())},
+        "refused_but_stored": len(refused_but_stored),
+        "outcome_unknown": len(out.unknown),
+        "outcome_unknown_stored": sum(1 for t in out.unknown if t in stored),
+        "unanswered": len(out.unanswered),
+        "unanswered_stored": sum(1 for t in out.unanswered if t in stored),
+        "stored": stored_count, "stored_twice": duplicates,
+        "comments_without_one_event": len(without_event),
+        "events_without_comment": len(orphan_events),
+        "events": len(seqs), "head_seq": head, "seq_gapless": gapless,
+        "sqlite_integrity": integrity, "sound": sound,
+    }
+
+
+def drill(folder: Path, postgres: str | None, *, kills_wanted: int, clients: int,
+          database_name: str = "drill_kill_web") -> dict[str, Any]:
+    """Run the drill in ``folder`` (SQLite there, or the PostgreSQL database at
+    ``postgres``, dropped and created anew); its figures and verdict (``pass``)."""
+    rng = random.Random(11)
+    kills: list[dict[str, Any]] = []
+    out = Outcomes()
+    database = Database.fresh(database_name, folder, postgres)
+    app = make_app(database.url)
+    migrate(app)
+    seed_basics(app)
+    review_id = open_review(app)
+    path = f"/api/v1/reviews/{review_id}/comments"
+    deployment = Deployment(database, folder, shape="gunicorn", env_extra={
+        "DAYLIGHT_COMMENT_RATE_LIMIT": "1000000 per minute"})
+    began = time.monotonic()
+    with deployment:
+        deployment.start()
+        master = next(p for p in deployment.procs if p.name == "gunicorn")
+        stop = threading.Event()
+        threads = [threading.Thread(target=poster, daemon=True,
+                                    args=(deployment.port, path, f"c{i}", stop, out))
+                   for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(lambda: out.answered() >= 200, timeout=60,
+                       what="the first 200 answers", interval=0.05)
+            first_seen: dict[int, float] = {}
+            while len(kills) < kills_wanted:
+                time.sleep(rng.uniform(0.3, 1.2))  # a random moment, by design
+                now = time.monotonic()
+                for pid in children(master.pid):
+                    first_seen.setdefault(pid, now)
+                alive = sorted(first_seen.keys() & children(master.pid))
+                # One that has had time to start and take posts (a fresh one boots for
+                # about half a second); the others must wait for their turn.
+                ready = [pid for pid in alive if now - first_seen[pid] >= BOOT_SECONDS]
+                if not ready:
+                    continue
+                victim = rng.choice(ready)
+                answered, lost = out.answered(), len(out.unanswered)
+                os.kill(victim, signal.SIGKILL)
+                kills.append({"after_seconds": round(time.monotonic() - began, 2),
+                              "pid": victim, "answered_before": answered,
+                              "unanswered_before": lost})
+                # gunicorn's master notices and starts another web process.
+                replaced(master.pid, victim, len(alive))
+            # After the last kill, residents' posts are still taken.
+            after_last = out.answered()
+            wait_until(lambda: out.answered() >= after_last + 200, timeout=60,
+                       what="200 more answers after the last kill", interval=0.05)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=90)
+        recovered = out.answered() - after_last
+    # What each kill cost: the posts left unanswered between it and the next.
+    marks = [k["unanswered_before"] for k in kills] + [len(out.unanswered)]
+    for kill, later in zip(kills, marks[1:], strict=True):
+        kill["unanswered_by_it"] = later - kill["unanswered_before"]
+    checked = verify(app, review_id, out)
+    from registry.database import engine
+
+    engine(app).dispose()
+    passed = (len(kills) == kills_wanted and checked.pop("sound") and recovered >= 200)
+    return {
+        "parameters": {"kills": kills_wanted, "clients": clients,
+                       "deployment": deployment.describe()},
+        "kills": kills, **checked, "answers_after_last_kill": recovered,
+        "seconds": round(time.monotonic() - began, 1),
+        "pass": passed,
+    }
+
+
+def main() -> None:
+    """Run the drill, write its result; print its verdict line last."""
+    parse = parser(__doc__ or "")
+    parse.add_argument("--kills", type=int, default=None)
+    parse.add_argument("--clients", type=int, default=8)
+    args = parse.parse_args()
+    machine = machine_info()
+    with workspace("drill_kill_web", args.keep) as folder:
+        figures = drill(folder, args.postgres, kills_wanted=args.kills or (
+            3 if args.quick else 8), clients=args.clients)
+    figures["parameters"]["quick"] = args.quick
+    r = write_result("drill_kill_web", {"machine": machine, **figures})
+    print(f"{'PASS' if r['pass'] else 'FAIL'} kill_web: {len(r['kills'])} kill -9 of a web "
+          f"process; {r['receipts']} receipts, {r['receipts_not_stored_as_given']} not stored "
+          f"as given; {r['unanswered']} unanswered ({r['unanswered_stored']} of them stored); "
+          f"{r['stored_twice']} stored twice; {r['comments_without_one_event']} comments "
+          f"without one event, {r['events_without_comment']} events without a comment; seq "
+          f"gapless: {r['seq_gapless']}; refused {r['refused_by_status']}, "
+          f"{r['refused_but_stored']} of them stored; {r['answers_after_last_kill']} answers "
+          f"after the last kill; integrity {r['sqlite_integrity']}")
+
+
+if __name__ == "__main__":
+    main()
