@@ -57,6 +57,13 @@ class Conflict(Problem):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class OutcomeUnknown(Problem):
+    """The database was lost while a change was being committed: it may or may not be
+    stored, and could not be told in time."""
+
+    status, title, slug = 503, "Outcome unknown", "outcome-unknown"
+
+
 class Invalid(Problem):
     """Fields that fail validation; ``errors`` names each field."""
 

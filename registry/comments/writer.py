@@ -13,23 +13,35 @@ contact row and event are committed; nothing is acknowledged that is not stored.
 If a group fails to commit on a conflict (a unique key), each of its posts is written again
 alone, so one bad post cannot take its neighbours down with it; a busy database fails the
 group with 503 and nothing saved.
+
+A connection lost during the COMMIT itself (the database crashed or restarted, or the
+connection was cut) leaves the group's fate unknown: it may have been committed before the
+answer was lost. Telling its residents "nothing was saved" could be false, and they would
+post again. So the writer waits (at most ``SETTLE_SECONDS``) until the database answers
+again and the old session has ended, then looks for the group's comments by their ids:
+found, the posts get their receipts; absent, the group is written again once. If it
+cannot tell in time, each post gets a 503 that says so, with its tracking number to check.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import col
 
+from registry.comments.models import Comment
 from registry.comments.services import (
     NewComment,
     PostedComment,
+    PreparedComment,
     ReviewWindow,
     prepare_comments,
     require_open,
@@ -37,10 +49,16 @@ from registry.comments.services import (
     store_comments,
 )
 from registry.database import engine, log_head
-from registry.errors import NotFound
+from registry.errors import NotFound, OutcomeUnknown
 
 #: The most posts one transaction takes (bounds its time holding the write lock).
 MAX_GROUP = 64
+#: How long a group whose COMMIT lost its connection waits to learn whether it was stored.
+SETTLE_SECONDS = 15.0
+
+_FOUND = select(func.count()).select_from(Comment).where(
+    col(Comment.id).in_(bindparam("ids", expanding=True)))
+_SESSION_ALIVE = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
 
 
 @dataclass
@@ -84,6 +102,9 @@ class CommentWriter:
         # checkout costs a round trip on PostgreSQL (the pre-ping). Used by one writing
         # thread at a time; closed by ``stop`` (``registry.database.dispose``).
         self._connection: Connection | None = None
+        # Its server process on PostgreSQL: a group whose COMMIT lost the connection is
+        # settled only once that process has ended (it may still be committing).
+        self._backend_pid: int | None = None
         self.groups = 0  # transactions committed or tried, for tests and benchmarks
 
     def waiting(self) -> int:
@@ -155,6 +176,8 @@ class CommentWriter:
     def _connect(self) -> Connection:
         if self._connection is None:
             self._connection = engine(self.app).connect()
+            info = getattr(self._connection.connection.dbapi_connection, "info", None)
+            self._backend_pid = getattr(info, "backend_pid", None)  # psycopg's, no query
         return self._connection
 
     def _close(self) -> None:
@@ -194,11 +217,16 @@ class CommentWriter:
                 appended = store_comments(connection, prepared)
                 committing = True
         except DBAPIError as exc:
+            if exc.connection_invalidated and committing:
+                # Lost during the COMMIT: stored or not, the residents must be told which.
+                backend_pid = self._backend_pid
+                self._close()
+                self._settle_lost_commit(accepted, prepared, backend_pid, retried=retried)
+                return
             if exc.connection_invalidated and not committing and not retried:
                 # The kept connection had died (a database restart) before the commit, so
                 # nothing was written: the group goes again on a fresh one before anyone is
-                # told. A connection lost during the commit may have committed; that group
-                # fails (503) rather than risk storing a comment twice.
+                # told. (One lost during the COMMIT is settled above: it may have committed.)
                 self._close()
                 # (Dead at BEGIN, the group was never taken: it is taken on the fresh one.)
                 remaining = [post for post in group if not post.answered]
@@ -213,10 +241,64 @@ class CommentWriter:
                 except Exception as error:  # noqa: BLE001 — this post's own answer
                     post.fail(error)
             return
+        self._answer(accepted, prepared, appended)
+
+    def _answer(self, accepted: list[tuple[_Post, ReviewWindow]],
+                prepared: list[PreparedComment], appended: bool) -> None:
+        """The group is committed: each post gets its receipt."""
         if appended:
             log_head(self.app).committed()
         for (post, window), item in zip(accepted, prepared, strict=True):
             post.succeed(item.comment, window)
+
+    def _settle_lost_commit(self, accepted: list[tuple[_Post, ReviewWindow]],
+                            prepared: list[PreparedComment], backend_pid: int | None, *,
+                            retried: bool) -> None:
+        """Answer the posts of a group whose COMMIT lost its connection: receipts if it was
+        stored, the group written again (once) if it was not, else a 503 that says the
+        outcome is unknown, with each post's tracking number."""
+        stored = self._stored(
+            [item.comment.id for item in prepared], backend_pid) if prepared else False
+        if stored:
+            self._answer(accepted, prepared,
+                         appended=any(item.event is not None for item in prepared))
+            return
+        if stored is False and not retried:
+            remaining = [post for post, _window in accepted]
+            self._write(lambda: remaining, retried=True)
+            return
+        for (post, _window), item in zip(accepted, prepared, strict=True):
+            post.fail(OutcomeUnknown(
+                "The database stopped while your comment was being saved, and Daylight "
+                "could not yet tell whether it was. Look it up by its tracking number "
+                f"{item.comment.tracking_number} in a minute before posting it again.",
+                tracking_number=item.comment.tracking_number,
+                headers={"Retry-After": "60"}))
+
+    def _stored(self, ids: list[str], backend_pid: int | None) -> bool | None:
+        """Whether the comments ``ids`` (one group: all or none) are stored; None when the
+        database cannot tell within ``SETTLE_SECONDS``."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        pause = 0.05
+        while True:
+            try:
+                with engine(self.app).connect() as connection:
+                    # A session cut off from us may still be finishing its COMMIT; once it
+                    # has ended (as after a restart), the outcome is final.
+                    ended = backend_pid is None or not connection.execute(
+                        _SESSION_ALIVE, {"pid": backend_pid}).scalar()
+                    if ended:
+                        found = connection.execute(_FOUND, {"ids": ids}).scalar()
+                        connection.rollback()
+                        # A transaction is all or nothing: anything else cannot be told.
+                        return {0: False, len(ids): True}.get(int(found or 0))
+                    connection.rollback()
+            except DBAPIError:
+                pass  # not answering yet: the database is still down or starting
+            if time.monotonic() + pause > deadline:
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def comment_writer(app: Flask | None = None) -> CommentWriter:

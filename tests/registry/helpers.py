@@ -68,3 +68,43 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.005)
+
+
+def end_session(app: Any, pid: int) -> None:
+    """Terminate the PostgreSQL session ``pid`` and wait until it has ended."""
+    from sqlalchemy import text
+
+    from registry.database import engine
+
+    with engine(app).connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.commit()
+        wait_until(lambda: not admin.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        ).scalar(), 10, "the backend to end")
+
+
+def lose_next_commit(app: Any, monkeypatch: pytest.MonkeyPatch, *, committed: bool,
+                     only: Callable[[Any], bool] = lambda _connection: True) -> None:
+    """The next COMMIT (PostgreSQL) on a connection that ``only`` accepts loses its
+    connection, after the server committed it (``committed``: only the answer is lost, as
+    when the database crashes just then) or before."""
+    from registry.database import engine
+
+    dialect = engine(app).dialect
+    real = dialect.do_commit
+    armed = {"yes": True}
+
+    def do_commit(connection: Any) -> None:  # the pool's proxy of the driver's connection
+        if not armed["yes"] or not only(connection):
+            return real(connection)
+        armed["yes"] = False
+        if committed:
+            real(connection)
+        driver = connection.dbapi_connection
+        end_session(app, driver.info.backend_pid)
+        # The answer never comes: the driver finds its session gone.
+        driver.execute("SELECT 1")
+        raise AssertionError("the terminated session answered")
+
+    monkeypatch.setattr(dialect, "do_commit", do_commit)

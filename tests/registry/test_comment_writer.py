@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from registry.comments import services
 from registry.comments.models import Comment, CommenterContact
@@ -22,7 +22,7 @@ from registry.database import dispose, engine, transaction
 from registry.events.models import Event
 from registry.worker.jobs import run_due_transitions
 from tests.conftest import postgres_only
-from tests.registry.helpers import schedule, wait_until
+from tests.registry.helpers import lose_next_commit, schedule, wait_until
 
 
 @pytest.fixture
@@ -215,40 +215,82 @@ def test_dispose_closes_the_writers_connection(app, review_id):
     assert sorted(c.body for c in stored(app)["comments"]) == ["Again", "Hello"]
 
 
+@pytest.fixture
+def lose_commit(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """``lose_commit(committed)``: the writer's next COMMIT loses its connection, after the
+    database committed it (``True``: only the answer is lost) or before (``False``)."""
+
+    def writers(connection: Any) -> bool:
+        kept = comment_writer(app)._connection
+        return kept is not None and connection is kept.connection
+
+    def arm(committed: bool) -> None:
+        lose_next_commit(app, monkeypatch, committed=committed, only=writers)
+
+    return arm
+
+
 @postgres_only
-def test_a_group_whose_connection_dies_at_its_commit_is_not_written_twice(app, review_id):
-    # A connection lost during COMMIT may or may not have committed, so the writer must not
-    # write the group again: the post gets a 503 and is stored at most once.
+def test_a_group_whose_commit_was_lost_before_it_committed_is_written_once(
+        app, review_id, lose_commit):
+    # The connection died at the COMMIT and nothing was stored: once the old session has
+    # ended the writer finds the comment absent, writes it again and gives its receipt.
     client = app.test_client()
     assert client.post(f"/api/v1/reviews/{review_id}/comments",
                        json={"body": "Before"}).status_code == 201
-    writer = comment_writer(app)
-    armed = {"yes": True}
+    lose_commit(False)
+    response = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "Lost"})
+    assert response.status_code == 201, response.get_json()
+    rows = stored(app)
+    assert sorted(c.body for c in rows["comments"]) == ["Before", "Lost"]
+    lost = next(c for c in rows["comments"] if c.body == "Lost")
+    assert response.get_json()["tracking_number"] == lost.tracking_number
+    assert len(rows["events"]) == 2
 
-    def kill_at_commit(connection: Any) -> None:
-        if not armed["yes"] or connection is not writer._connection:
-            return
-        armed["yes"] = False
-        pid = connection.connection.dbapi_connection.info.backend_pid
-        with engine(app).connect() as admin:
-            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            admin.commit()
-            wait_until(lambda: not admin.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-            ).scalar(), 10, "the backend to end")
 
-    event.listen(engine(app), "commit", kill_at_commit)
-    try:
-        response = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "Lost"})
-    finally:
-        event.remove(engine(app), "commit", kill_at_commit)
+@postgres_only
+def test_a_group_committed_before_its_answer_was_lost_gets_its_receipts(
+        app, review_id, lose_commit):
+    # Stored, but the driver saw the connection die: "nothing was saved" would be false
+    # and the resident would post again. The writer finds it stored and gives the receipt.
+    client = app.test_client()
+    lose_commit(True)
+    response = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "Kept"})
+    assert response.status_code == 201, response.get_json()
+    receipt = response.get_json()
+    rows = stored(app)
+    assert [(c.id, c.tracking_number, c.body) for c in rows["comments"]] == [
+        (receipt["id"], receipt["tracking_number"], "Kept")]
+    assert len(rows["events"]) == 1
+    assert client.get(f"/api/v1/comments/{receipt['tracking_number']}").status_code == 200
+    # The writer goes on with a new connection.
+    assert client.post(f"/api/v1/reviews/{review_id}/comments",
+                       json={"body": "Next"}).status_code == 201
+    assert len(stored(app)["comments"]) == 2
+
+
+@postgres_only
+def test_a_lost_commit_that_cannot_be_settled_says_so_with_the_tracking_number(
+        app, review_id, lose_commit, monkeypatch):
+    # The old session seems never to end (a connection cut, not a restart), so the writer
+    # cannot tell in time: a 503 that says the outcome is unknown, never "nothing saved",
+    # with the tracking number the resident can look up.
+    monkeypatch.setattr("registry.comments.writer.SETTLE_SECONDS", 0.3)
+    monkeypatch.setattr("registry.comments.writer._SESSION_ALIVE", text("SELECT 1"))
+    client = app.test_client()
+    lose_commit(True)
+    response = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "Unsure"})
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
-    assert client.post(f"/api/v1/reviews/{review_id}/comments",
-                       json={"body": "After"}).status_code == 201
-    rows = stored(app)
-    assert sorted(c.body for c in rows["comments"]) == ["After", "Before"]
-    assert len(rows["events"]) == 2
+    problem = response.get_json()
+    assert problem["title"] == "Outcome unknown"
+    assert "nothing was saved" not in problem["detail"]
+    assert problem["tracking_number"] in problem["detail"]
+    assert response.headers["Retry-After"] == "60"
+    # It was stored after all, and the resident finds it by that number.
+    looked_up = client.get(f"/api/v1/comments/{problem['tracking_number']}")
+    assert looked_up.status_code == 200
+    assert [c.body for c in stored(app)["comments"]] == ["Unsure"]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
