@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
@@ -15,6 +15,9 @@ from registry.db import make_engine, make_session_factory, reset_write_intent, s
 from registry.events.head import APPENDED, LogHeadWatch
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Set in ``g`` by a view that posts a comment: its tracking number, should the commit's
+#: outcome be unknown (``concurrency_problem``).
+TRACKING_NUMBER = "_daylight_tracking_number"
 
 
 def init_app(app: Flask) -> None:
@@ -50,9 +53,10 @@ def init_app(app: Flask) -> None:
                 session.commit()
             except (IntegrityError, OperationalError) as exc:
                 # Lost a race with a concurrent request: nothing was written; say so plainly
-                # instead of answering a success that did not happen.
+                # instead of answering a success that did not happen. (Or the connection was
+                # lost during the COMMIT: then say that it may have been saved.)
                 session.rollback()
-                return concurrency_problem(exc)
+                return concurrency_problem(exc, tracking_number=g.pop(TRACKING_NUMBER, None))
             return response
         finally:
             session.close()
@@ -74,15 +78,49 @@ def init_app(app: Flask) -> None:
             reset_write_intent(token)
 
 
-def concurrency_problem(exc: Exception) -> Response:
-    """409 for a write that lost a race on a unique key, 503 for a busy database."""
-    from registry.errors import problem_response
+def lost_at_commit(exc: Exception) -> bool:
+    """Whether ``exc`` is the connection lost while its COMMIT was under way, so that the
+    change may or may not have been stored (SQLAlchemy gives a failed COMMIT no statement)."""
+    return (isinstance(exc, DBAPIError) and exc.connection_invalidated
+            and exc.statement is None)
 
+
+def concurrency_problem(exc: Exception, *, tracking_number: str | None = None) -> Response:
+    """409 for a write that lost a race on a unique key, 503 for a busy database, 503
+    "outcome unknown" for a connection lost during the COMMIT (with the tracking number of
+    the comment being posted, if any, to look it up by). A page for pages, else a problem."""
+    from registry.errors import problem_response, wants_html
+
+    extra: dict[str, str] = {}
+    headers = {"Retry-After": "1"}
     if isinstance(exc, IntegrityError):
-        return problem_response(409, "Conflict", "The change conflicts with another one made "
-                                "at the same moment; nothing was saved. Reload and try again.")
-    return problem_response(503, "Service unavailable", "The database is busy; nothing was "
-                            "saved. Try again shortly.", headers={"Retry-After": "1"})
+        status, title = 409, "Conflict"
+        detail = ("The change conflicts with another one made at the same moment; nothing "
+                  "was saved. Reload and try again.")
+        headers = {}
+    elif lost_at_commit(exc):
+        status, title = 503, "Outcome unknown"
+        detail = ("The connection to the database was lost while the change was being saved, "
+                  "so it may or may not have been saved. Check before making it again.")
+        headers = {"Retry-After": "60"}
+        if tracking_number:
+            detail += (f" Your comment's tracking number is {tracking_number}: look it up "
+                       "in a minute before posting it again.")
+            extra["tracking_number"] = tracking_number
+    else:
+        status, title = 503, "Service unavailable"
+        detail = "The database is busy; nothing was saved. Try again shortly."
+    if wants_html():
+        from werkzeug.exceptions import Conflict, ServiceUnavailable
+
+        from registry.pages.errors import render_error_page
+
+        page = (Conflict if status == 409 else ServiceUnavailable)(detail)
+        response = render_error_page(page)
+        response.headers.update(headers)
+        return response
+    return problem_response(status, title, detail, slug=title.lower().replace(" ", "-"),
+                            headers=headers, extra=extra)
 
 
 def log_head(app: Flask | None = None) -> LogHeadWatch:

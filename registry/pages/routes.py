@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
@@ -11,7 +11,7 @@ from registry.api import decode_cursor, encode_cursor
 from registry.clock import now
 from registry.comments.routes import comment_limit, request_client_key
 from registry.comments.services import get_by_tracking_number, post_comment
-from registry.database import db
+from registry.database import TRACKING_NUMBER, db
 from registry.errors import Conflict, Invalid, NotFound
 from registry.events.catalog import EVENT_TYPES
 from registry.pages import present, queries
@@ -159,6 +159,7 @@ def comment(technology_id: str, review_id: str) -> Response | tuple[str, int]:
         except Conflict:
             form.errors["_form"] = [_not_open_message(review)]
         else:
+            g.setdefault(TRACKING_NUMBER, posted.tracking_number)  # if the commit is lost
             return redirect(url_for("pages.receipt", tracking_number=posted.tracking_number,
                                     received=1), code=303)
     status = 400 if form.honeypot_filled else 409 if "_form" in form.errors else 422

@@ -7,6 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import registry
+from tests.conftest import postgres_only
+from tests.pages.conftest import csrf_token
+from tests.registry.helpers import lose_next_commit
 
 TRACKING = re.compile(r"DL-[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}")
 
@@ -113,7 +116,6 @@ def test_no_form_before_the_period_opens_and_a_post_then_says_when(client, make_
     # A stale form (from another open review's page) still carries a valid token.
     other, _ = open_review()
     token_page = client.get(f"/technologies/{other['id']}").get_data(as_text=True)
-    from tests.pages.conftest import csrf_token
 
     response = client.post(f"/technologies/{technology['id']}/reviews/{review['id']}/comments",
                            data={"csrf_token": csrf_token(token_page), "body": "Early"})
@@ -202,3 +204,26 @@ def test_the_technology_page_with_20_comments_weighs_under_30_kb(client, open_re
     print(f"\ntechnology page with 20 comments: HTML {len(html):,} B + CSS {len(css):,} B = "
           f"{total:,} B")
     assert total < 30 * 1024
+
+
+@postgres_only
+def test_a_comment_whose_commit_lost_its_connection_gets_a_page_with_its_number(
+        app, client, open_review, monkeypatch):
+    # The form's comment was committed, but the connection died before the database said
+    # so. The resident gets a page (not JSON) that says it may have been saved, with the
+    # tracking number to look it up by, instead of "nothing was saved".
+    technology, review = open_review()
+    page = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
+    lose_next_commit(app, monkeypatch, committed=True)
+    response = client.post(
+        f"/technologies/{technology['id']}/reviews/{review['id']}/comments",
+        data={"csrf_token": csrf_token(page), "body": "Did this arrive?"})
+    assert response.status_code == 503
+    assert response.mimetype == "text/html"
+    text = response.get_data(as_text=True)
+    assert "may or may not have been saved" in text
+    number = TRACKING.search(text).group(0)
+    # It was saved: its receipt and the API both find it by that number.
+    receipt = client.get(f"/comments/{number}")
+    assert receipt.status_code == 200 and "Published" in receipt.get_data(as_text=True)
+    assert client.get(f"/api/v1/comments/{number}").get_json()["status"] == "published"

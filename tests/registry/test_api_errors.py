@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import postgres_only
+from tests.registry.helpers import lose_next_commit
+
 
 def assert_problem(response, status):
     assert response.status_code == status
@@ -99,3 +102,22 @@ def test_a_write_that_loses_a_race_on_a_unique_key_is_a_409_and_saves_nothing(
     assert_problem(response, 409)
     names = [d["name"] for d in client.get("/api/v1/departments").get_json()["items"]]
     assert names == ["Parks"]
+
+
+@postgres_only
+def test_a_write_whose_commit_lost_its_connection_says_it_may_have_been_saved(
+        app, client, token, monkeypatch):
+    # The database committed, then the connection died before it could say so: "nothing
+    # was saved" would be false. The answer says the outcome is unknown.
+    admin = token("admin")
+    lose_next_commit(app, monkeypatch, committed=True)
+    response = client.post("/api/v1/departments", json={"slug": "parks", "name": "Parks"},
+                           headers=admin)
+    body = assert_problem(response, 503)
+    assert body["title"] == "Outcome unknown"
+    assert "may or may not have been saved" in body["detail"]
+    assert "nothing was saved" not in body["detail"]
+    assert response.headers["Retry-After"] == "60"
+    # It was: the client that checks finds it.
+    slugs = [d["slug"] for d in client.get("/api/v1/departments").get_json()["items"]]
+    assert slugs == ["parks"]
