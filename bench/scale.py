@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from bench.common import (
     Database,
     Deployment,
@@ -340,13 +342,19 @@ def summary_while_comments_arrive(conn: http.client.HTTPConnection, review_id: s
 
 
 def timed_download(conn: http.client.HTTPConnection, path: str) -> tuple[float, int, int]:
-    """One GET read to its end a chunk at a time: (seconds, status, bytes)."""
+    """One GET read to its end a chunk at a time: (seconds, status, bytes). On a connection
+    of its own, as a resident's download would be (and ``conn``, kept alive, may have been
+    closed by gunicorn while idle: its keep-alive is 2 s)."""
     began = time.perf_counter()
-    conn.request("GET", path)
-    response = conn.getresponse()
-    size = 0
-    while chunk := response.read(1 << 20):
-        size += len(chunk)
+    own = http.client.HTTPConnection(conn.host, conn.port, timeout=conn.timeout)
+    try:
+        own.request("GET", path)
+        response = own.getresponse()
+        size = 0
+        while chunk := response.read(1 << 20):
+            size += len(chunk)
+    finally:
+        own.close()
     return time.perf_counter() - began, response.status, size
 
 
@@ -364,11 +372,15 @@ def main() -> None:
     per_endpoint = args.requests or (8 if args.quick else 40)
     machine = machine_info()
     sizes = {"small": (small_techs, small_comments), "large": (large_techs, large_comments)}
+    # Two registries, so two databases of their own on the server (named by the run, not by
+    # the URL, which may name one).
+    server = (make_url(args.postgres).set(database=None).render_as_string(hide_password=False)
+              if args.postgres else None)
     with workspace("scale", args.keep) as folder:
         seeded: dict[str, dict[str, Any]] = {}
         deployments: dict[str, Deployment] = {}
         for size, (techs, comments) in sizes.items():
-            database = Database.fresh(f"scale_{size}", folder, args.postgres)
+            database = Database.fresh(f"scale_{size}", folder, server)
             app = make_app(database.url)
             migrate(app)
             seed_basics(app, roles=("admin",))
