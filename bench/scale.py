@@ -374,7 +374,7 @@ def main() -> None:
     sizes = {"small": (small_techs, small_comments), "large": (large_techs, large_comments)}
     # Two registries, so two databases of their own on the server (named by the run, not by
     # the URL, which may name one).
-    server = (make_url(args.postgres).set(database=None).render_as_string(hide_password=False)
+    server = (make_url(args.postgres).set(database="").render_as_string(hide_password=False)
               if args.postgres else None)
     with workspace("scale", args.keep) as folder:
         seeded: dict[str, dict[str, Any]] = {}
