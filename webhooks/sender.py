@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 _MAX_QUEUE_PER_THREAD = 7  # queued claims per thread when sends are fast
+_RECHECK_SECONDS = 0.1  # run_until_idle's wait between passes while work is held
 
 
 class DeliveryEngine:
@@ -132,9 +133,13 @@ class DeliveryEngine:
             with self._state:
                 if claimed == 0 and self._idle():
                     return self._claimed - first
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self.wait_idle(remaining):
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 raise TimeoutError("webhook sends still in flight")
+            # Finished sends start passes of their own; results a failed pass held back
+            # wait for the next pass, so one is made again soon.
+            self.wait_idle(_RECHECK_SECONDS if remaining is None
+                           else min(remaining, _RECHECK_SECONDS))
 
     def shutdown(self, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Stop claiming; with ``wait``, let sends in flight finish and be recorded and
@@ -198,6 +203,9 @@ class DeliveryEngine:
         busy.subtract(r.job.endpoint_id for r in results)
         busy.subtract(job.endpoint_id for job in returned)
         claimed: list[Job] = []
+        # Claims and results held back for the next pass when this one fails: nothing
+        # recorded or given back yet, so they stay this sender's (in flight, endpoint busy).
+        held: list[Job] = []
         try:
             if self._conn is None or self._conn.invalidated or self._conn.closed:
                 self._conn = self._engine.connect()
@@ -220,18 +228,27 @@ class DeliveryEngine:
                         per_endpoint=self._per_endpoint,
                     )
         except Exception:
-            # Nothing is lost: unrecorded deliveries are still claimed and come due again
-            # when their lease ends.
+            # Nothing is lost, and nothing waits for a lease to end (a minute) that need not:
+            # the results are recorded and the unsent claims given back by the next pass, the
+            # database being back. So are the claims this pass made: their COMMIT may have
+            # been stored before the connection was lost (giving back is fenced by their
+            # token, so it changes nothing if it was not).
             logger.exception("webhook sender: database pass failed")
+            held = claimed
             claimed = []
+            done = 0
             self._close_connection()
+            with self._state:
+                self._results[:0] = results
+                self._returned[:0] = [*returned, *held]
         finally:
             with self._state:
-                self._in_flight += len(claimed) - done
+                self._in_flight += len(claimed) + len(held) - done
                 self._queued += len(claimed)
-                self._busy.subtract(r.job.endpoint_id for r in results)
-                self._busy.subtract(job.endpoint_id for job in returned)
-                self._busy.update(job.endpoint_id for job in claimed)
+                if done:
+                    self._busy.subtract(r.job.endpoint_id for r in results)
+                    self._busy.subtract(job.endpoint_id for job in returned)
+                self._busy.update(job.endpoint_id for job in [*claimed, *held])
                 self._busy = +self._busy
                 self._claimed += len(claimed)
                 self._passes -= 1

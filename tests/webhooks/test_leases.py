@@ -9,7 +9,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
@@ -17,7 +19,8 @@ from registry.clock import FakeClock
 from tests.conftest import postgres_only
 from tests.webhooks.conftest import EngineFactory
 from tests.webhooks.receiver import Receiver, Reply
-from webhooks import SENDING, SUCCEEDED, WebhookAttempt, WebhookDelivery
+from webhooks import SENDING, SUCCEEDED, DeliveryEngine, WebhookAttempt, WebhookDelivery
+from webhooks import sender as sender_module
 from webhooks.claims import claim_due, return_claims
 from webhooks.outcomes import Result, record_results
 from webhooks.transport import Outcome
@@ -121,6 +124,80 @@ def test_a_claim_given_back_unsent_is_due_again_without_using_an_attempt(
     [delivery] = all_deliveries(sessions)
     assert (delivery.status, delivery.attempts, delivery.lease_token) == ("pending", 0, None)
     assert delivery.next_attempt_at == clock.now()
+
+
+def _database_lost() -> OperationalError:
+    return OperationalError("COMMIT", None, Exception("server closed the connection"))
+
+
+def test_results_a_failed_pass_could_not_record_are_recorded_by_the_next_not_sent_again(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The database is lost just as the send's result is to be recorded (a restart). The
+    # result must wait for the next pass, not be dropped: dropped, the delivery would stay
+    # claimed until its lease ended (a minute) and then be sent a second time.
+    add_endpoint(receiver.url("/hook"))
+    publish()
+    real = sender_module.record_results
+    failures = {"left": 1}
+
+    def flaky(conn: Any, results: Any, **kwargs: Any) -> Any:
+        if results and failures["left"]:
+            failures["left"] -= 1
+            raise _database_lost()
+        return real(conn, results, **kwargs)
+
+    monkeypatch.setattr(sender_module, "record_results", flaky)
+    sender.run_until_idle()
+
+    assert failures["left"] == 0  # the failure did happen
+    [delivery] = all_deliveries(sessions)
+    assert (delivery.status, delivery.attempts) == (SUCCEEDED, 1)
+    assert [(a.number, a.status_code) for a in all_attempts(sessions)] == [(1, 200)]
+    # Past the lease nothing is due again: it was sent once.
+    clock.advance(LEASE + timedelta(seconds=1))
+    sender.run_until_idle()
+    assert len(receiver.received) == 1
+
+
+def test_claims_whose_commit_answer_was_lost_are_given_back_at_once_not_after_the_lease(
+    engine: Engine,
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The claiming pass's COMMIT is stored, but its answer is lost: the sender cannot know
+    # it holds the claims. It gives them back (fenced by their token) in its next pass
+    # instead of leaving them claimed by nobody until the lease ends.
+    add_endpoint(receiver.url("/hook"))
+    publish()
+    real = engine.dialect.do_commit
+    lost = {"left": 1}
+
+    def commit_then_lose(connection: Any) -> None:
+        real(connection)
+        if lost["left"]:
+            lost["left"] -= 1
+            raise engine.dialect.loaded_dbapi.OperationalError("the connection was lost")
+
+    monkeypatch.setattr(engine.dialect, "do_commit", commit_then_lose)
+    sender.run_until_idle()
+
+    assert lost["left"] == 0
+    [request] = receiver.wait_for(1)  # without the clock moving past the lease
+    [delivery] = all_deliveries(sessions)
+    assert (delivery.status, delivery.attempts) == (SUCCEEDED, 1)
+    assert [(a.number, a.status_code) for a in all_attempts(sessions)] == [(1, 200)]
 
 
 @postgres_only
