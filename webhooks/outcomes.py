@@ -73,6 +73,9 @@ _FINISH_PG = text(
 _ATTEMPT_COUNTS = select(_delivery.c.id, _delivery.c.attempts).where(
     _delivery.c.id.in_(bindparam("ids", expanding=True))
 )
+_RECORDED = select(_attempt.c.delivery_id, _attempt.c.number).where(
+    _attempt.c.delivery_id.in_(bindparam("ids", expanding=True))
+)
 # RETURNING makes SQLAlchemy send the rows as one multi-row INSERT ("insertmanyvalues")
 # rather than one statement per row.
 _RECORD_ATTEMPTS = insert(_attempt).returning(_attempt.c.id)
@@ -105,7 +108,8 @@ def record_results(
     random: Callable[[], float],
 ) -> list[Result]:
     """Record attempts and move their deliveries on: succeeded, failed, or pending until
-    the next retry. Returns the results that were fenced out and so not recorded.
+    the next retry. Returns the results that were fenced out and so not recorded. A result
+    recorded already is left as it is (recording is idempotent).
 
     A result counts only while its delivery still carries the lease token it was claimed
     with: a sender that outlived its lease has had the row claimed again by another, and
@@ -149,6 +153,10 @@ def record_results(
         # count has moved past this result's attempt was claimed again since.
         ids = [r.job.delivery_id for r in results]
         counts = {row.id: row.attempts for row in conn.execute(_ATTEMPT_COUNTS, {"ids": ids})}
+        # A result recorded already: the sender's pass committed it, but the answer to its
+        # COMMIT was lost, so the sender records it again. Nothing more to do for it.
+        recorded = {(row.delivery_id, row.number) for row in conn.execute(_RECORDED, {"ids": ids})}
+        results = [r for r in results if (r.job.delivery_id, r.job.attempt) not in recorded]
         held = [r for r in results if counts.get(r.job.delivery_id) == r.job.attempt]
         fenced = [r for r in results if counts.get(r.job.delivery_id) != r.job.attempt]
     if not held:

@@ -200,6 +200,46 @@ def test_claims_whose_commit_answer_was_lost_are_given_back_at_once_not_after_th
     assert [(a.number, a.status_code) for a in all_attempts(sessions)] == [(1, 200)]
 
 
+def test_results_whose_commit_answer_was_lost_are_recorded_again_harmlessly(
+    engine: Engine,
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pass that records the results commits, but its answer is lost: the sender holds
+    # the results for the next pass, which finds them recorded. That must not fail on the
+    # attempt already stored (it did, every pass after, and the sender claimed nothing).
+    add_endpoint(receiver.url("/hook"))
+    publish()
+    real_record, real_commit = sender_module.record_results, engine.dialect.do_commit
+    state = {"recording": False, "lost": 0}
+
+    def record(conn: Any, results: Any, **kwargs: Any) -> Any:
+        state["recording"] = bool(results)
+        return real_record(conn, results, **kwargs)
+
+    def commit_then_lose(connection: Any) -> None:
+        real_commit(connection)
+        if state["recording"] and not state["lost"]:
+            state["lost"] = 1
+            raise engine.dialect.loaded_dbapi.OperationalError("the connection was lost")
+
+    monkeypatch.setattr(sender_module, "record_results", record)
+    monkeypatch.setattr(engine.dialect, "do_commit", commit_then_lose)
+    sender.run_until_idle()
+    assert state["lost"] == 1
+    # The sender goes on: the next event is sent and recorded too.
+    publish()
+    sender.run_until_idle()
+    assert len(receiver.wait_for(2)) == 2
+    deliveries = all_deliveries(sessions)
+    assert [(d.status, d.attempts) for d in deliveries] == [(SUCCEEDED, 1)] * 2
+    assert [(a.number, a.status_code) for a in all_attempts(sessions)] == [(1, 200)] * 2
+
+
 @postgres_only
 def test_two_senders_on_postgresql_send_each_delivery_exactly_once(
     backend: str,
