@@ -1,18 +1,27 @@
-"""The crash drill for the web processes, small enough for every run of the suite.
+"""The crash drills, small enough for every run of the suite.
 
 ``bench.drills.kill_web`` kills gunicorn's web processes with SIGKILL while residents post
-comments, then checks every answer against the database. Here it runs with three kills on
-each database: a receipt for a comment that is not stored, a comment without its event, a
-gap in the log or a post stored twice fails the test.
+comments, then checks every answer against the database; here with three kills on each
+database. ``bench.drills.db_restart`` crash-restarts a PostgreSQL server of its own under
+the same posts and also checks that every comment's webhook arrives; here twice. A receipt
+for a comment that is not stored, a comment without its event, a gap in the log, a post
+stored twice or a webhook that never comes fails the test.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import make_url
 
+from bench.common import workspace
+from bench.drills import db_restart
+from bench.drills.db_restart import server_program
 from bench.drills.kill_web import drill
+from tests.conftest import postgres_only
 from tests.db import postgres_url
 
 
@@ -46,3 +55,29 @@ def test_no_receipt_is_lost_when_web_processes_are_killed(backend: str, tmp_path
     assert result["sqlite_integrity"] in ("ok", "n/a (PostgreSQL)")
     assert result["pass"]
 
+
+
+@postgres_only
+def test_nothing_is_lost_and_webhooks_go_on_when_postgresql_crashes_and_restarts(backend):
+    # A server of the drill's own, crash-restarted twice under posts: run where the suite
+    # runs on PostgreSQL, as root (the server runs as ``postgres``) or as ``postgres``.
+    postgres_url()
+    if server_program("initdb") is None or (os.geteuid() != 0 and getpass.getuser() != "postgres"):
+        pytest.skip("needs PostgreSQL's server programs, run as root or postgres")
+    with workspace("test_db_restart") as folder:  # not tmp_path: postgres must reach it
+        result = db_restart.drill(folder, restarts_wanted=2, clients=8)
+
+    assert len(result["restarts"]) == 2
+    assert result["receipts"] >= 900
+    assert result["receipts_not_stored_as_given"] == 0
+    assert result["refused_but_stored"] == 0  # a 503 "nothing was saved" means it
+    assert result["stored_twice"] == 0
+    assert result["comments_without_one_event"] == 0
+    assert result["seq_gapless"]
+    assert result["stored"] == (result["receipts"] + result["unanswered_stored"]
+                                + result["outcome_unknown_stored"])
+    # Every comment's event reached both endpoints, soon: no claim waited out its lease.
+    assert result["webhooks_missing"] == 0
+    assert result["webhooks_all_arrived_seconds_after_posting_stopped"] < 30
+    assert result["healthz_after"]
+    assert result["pass"]

@@ -198,6 +198,16 @@ def drill(folder: Path, *, restarts_wanted: int, clients: int) -> dict[str, Any]
                     return expected <= seen
 
                 waited = time.monotonic()
+                # Where the deliveries stand a few seconds in, should some be slow to come.
+                try:
+                    wait_until(delivered, timeout=5, what="most deliveries", interval=0.1)
+                    stalled: list[Any] = []
+                except TimeoutError:
+                    stalled = [list(row) for row in query(
+                        app, "SELECT status, attempts, lease_token IS NOT NULL, "
+                        "count(*), min(next_attempt_at)::text, min(lease_expires_at)::text, "
+                        "now()::text FROM webhook_delivery WHERE status <> 'succeeded' "
+                        "GROUP BY 1, 2, 3")]
                 try:
                     wait_until(delivered, timeout=300, what="every event at both endpoints",
                                interval=0.1)
@@ -217,6 +227,7 @@ def drill(folder: Path, *, restarts_wanted: int, clients: int) -> dict[str, Any]
         "restarts": restarts, **checked,
         "webhooks_expected": len(expected), "webhooks_missing": missing,
         "webhooks_all_arrived_seconds_after_posting_stopped": delivery_wait,
+        "deliveries_not_done_5_seconds_after_posting_stopped": stalled,
         "healthz_after": health, "seconds": round(time.monotonic() - began, 1),
         "pass": passed,
     }
