@@ -57,6 +57,12 @@ class Conflict(Problem):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class Unavailable(Problem):
+    """The database could not take the change; nothing was saved."""
+
+    status, title, slug = 503, "Service unavailable", "service-unavailable"
+
+
 class OutcomeUnknown(Problem):
     """The database was lost while a change was being committed: it may or may not be
     stored, and could not be told in time."""

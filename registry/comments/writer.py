@@ -49,7 +49,7 @@ from registry.comments.services import (
     store_comments,
 )
 from registry.database import engine, log_head
-from registry.errors import NotFound, OutcomeUnknown
+from registry.errors import NotFound, OutcomeUnknown, Unavailable
 
 #: The most posts one transaction takes (bounds its time holding the write lock).
 MAX_GROUP = 64
@@ -255,15 +255,19 @@ class CommentWriter:
                             prepared: list[PreparedComment], backend_pid: int | None, *,
                             retried: bool) -> None:
         """Answer the posts of a group whose COMMIT lost its connection: receipts if it was
-        stored, the group written again (once) if it was not, else a 503 that says the
-        outcome is unknown, with each post's tracking number."""
+        stored; if it was not, the group written again (once; the second time, a 503 that
+        says nothing was saved); else a 503 that says the outcome is unknown, with each
+        post's tracking number."""
         stored = self._stored(
             [item.comment.id for item in prepared], backend_pid) if prepared else False
         if stored:
             self._answer(accepted, prepared,
                          appended=any(item.event is not None for item in prepared))
             return
-        if stored is False and not retried:
+        if stored is False:
+            if retried:
+                raise Unavailable("The database is busy; nothing was saved. Try again shortly.",
+                                  headers={"Retry-After": "1"})
             remaining = [post for post, _window in accepted]
             self._write(lambda: remaining, retried=True)
             return

@@ -270,6 +270,24 @@ def test_a_group_committed_before_its_answer_was_lost_gets_its_receipts(
 
 
 @postgres_only
+def test_a_group_lost_before_committing_twice_is_refused_with_nothing_saved(
+        app, review_id, lose_commit):
+    # Lost at its COMMIT, found absent, written again, lost again and found absent again:
+    # then the post is refused, and "nothing was saved" is true.
+    client = app.test_client()
+    assert client.post(f"/api/v1/reviews/{review_id}/comments",
+                       json={"body": "Before"}).status_code == 201
+    lose_commit(False)
+    lose_commit(False)
+    response = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "Twice"})
+    assert response.status_code == 503
+    problem = response.get_json()
+    assert problem["title"] == "Service unavailable"
+    assert "nothing was saved" in problem["detail"]
+    assert [c.body for c in stored(app)["comments"]] == ["Before"]
+
+
+@postgres_only
 def test_a_lost_commit_that_cannot_be_settled_says_so_with_the_tracking_number(
         app, review_id, lose_commit, monkeypatch):
     # The old session seems never to end (a connection cut, not a restart), so the writer
