@@ -36,7 +36,8 @@ def test_no_receipt_is_lost_when_web_processes_are_killed(backend: str, tmp_path
     result = drill(tmp_path, postgres, kills_wanted=3, clients=8)
 
     assert len(result["kills"]) == 3
-    # Posts were in flight when processes died, and some were answered around the kills.
+    # The kills cut off posts in flight (the drill kills only a process holding clients'
+    # connections; one may be a post just answered, so not every kill need cut one off).
     assert result["unanswered"] >= 1, result["kills"]
     assert result["receipts"] >= 400
     assert result["receipts_not_stored_as_given"] == 0
@@ -56,13 +57,13 @@ def test_no_receipt_is_lost_when_web_processes_are_killed(backend: str, tmp_path
     assert result["pass"]
 
 
-
 @postgres_only
 def test_nothing_is_lost_and_webhooks_go_on_when_postgresql_crashes_and_restarts(backend):
     # A server of the drill's own, crash-restarted twice under posts: run where the suite
     # runs on PostgreSQL, as root (the server runs as ``postgres``) or as ``postgres``.
     postgres_url()
-    if server_program("initdb") is None or (os.geteuid() != 0 and getpass.getuser() != "postgres"):
+    if server_program("initdb") is None or (
+            os.geteuid() != 0 and getpass.getuser() != "postgres"):
         pytest.skip("needs PostgreSQL's server programs, run as root or postgres")
     with workspace("test_db_restart") as folder:  # not tmp_path: postgres must reach it
         result = db_restart.drill(folder, restarts_wanted=2, clients=8)

@@ -92,6 +92,32 @@ def children(parent: int) -> set[int]:
     return found
 
 
+def posts_in_flight(pid: int, port: int) -> int:
+    """How many clients' connections to ``port`` the process ``pid`` holds open now (each
+    drill post has a connection of its own, so each is a post being read or answered)."""
+    sockets = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                sockets.add(target[8:-1])
+    except OSError:
+        return 0
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local address "IP:PORT" in hex, state 01 = ESTABLISHED, inode
+            if (int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01"
+                    and fields[9] in sockets):
+                count += 1
+    return count
+
+
 def replaced(master: int, victim: int, count: int, timeout: float = 60) -> None:
     """Wait until ``master`` again has ``count`` web processes, ``victim`` not among them."""
     wait_until(lambda: len(children(master) - {victim}) >= count, timeout=timeout,
@@ -203,6 +229,7 @@ def drill(folder: Path, postgres: str | None, *, kills_wanted: int, clients: int
             wait_until(lambda: out.answered() >= 200, timeout=60,
                        what="the first 200 answers", interval=0.05)
             first_seen: dict[int, float] = {}
+            give_up = time.monotonic() + 60 * kills_wanted
             while len(kills) < kills_wanted:
                 time.sleep(rng.uniform(0.3, 1.2))  # a random moment, by design
                 now = time.monotonic()
@@ -211,8 +238,12 @@ def drill(folder: Path, postgres: str | None, *, kills_wanted: int, clients: int
                 alive = sorted(first_seen.keys() & children(master.pid))
                 # One that has had time to start and take posts (a fresh one boots for
                 # about half a second); the others must wait for their turn.
-                ready = [pid for pid in alive if now - first_seen[pid] >= BOOT_SECONDS]
+                # ... and that is serving posts at this moment: a kill must cut some off.
+                ready = [pid for pid in alive if now - first_seen[pid] >= BOOT_SECONDS
+                         and posts_in_flight(pid, deployment.port)]
                 if not ready:
+                    if now > give_up:
+                        raise TimeoutError("no web process was serving posts to kill")
                     continue
                 victim = rng.choice(ready)
                 answered, lost = out.answered(), len(out.unanswered)
