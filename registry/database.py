@@ -107,6 +107,9 @@ def concurrency_problem(exc: Exception, *, tracking_number: str | None = None) -
             detail += (f" Your comment's tracking number is {tracking_number}: look it up "
                        "in a minute before posting it again.")
             extra["tracking_number"] = tracking_number
+    elif request.method in _SAFE_METHODS:  # a read: there was nothing to save
+        status, title = 503, "Service unavailable"
+        detail = "The database is not answering just now. Try again shortly."
     else:
         status, title = 503, "Service unavailable"
         detail = "The database is busy; nothing was saved. Try again shortly."

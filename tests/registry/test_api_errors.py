@@ -121,3 +121,23 @@ def test_a_write_whose_commit_lost_its_connection_says_it_may_have_been_saved(
     # It was: the client that checks finds it.
     slugs = [d["slug"] for d in client.get("/api/v1/departments").get_json()["items"]]
     assert slugs == ["parks"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/technologies", "/technologies"])
+def test_a_read_while_the_database_is_down_is_a_503_that_speaks_of_no_saving(
+        client, monkeypatch, path):
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    def down(*_args, **_kwargs):
+        raise OperationalError("SELECT", None, Exception("could not connect to server"))
+
+    monkeypatch.setattr(Session, "execute", down)
+    monkeypatch.setattr(Session, "scalars", down)
+    response = client.get(path)
+    assert response.status_code == 503
+    text = response.get_data(as_text=True)
+    assert "not answering" in text
+    assert "nothing was saved" not in text  # a read saves nothing: say what is true
+    expected = "application/problem+json" if path.startswith("/api/") else "text/html"
+    assert response.mimetype == expected
