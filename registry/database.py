@@ -93,6 +93,12 @@ def concurrency_problem(exc: Exception, *, tracking_number: str | None = None) -
 
     extra: dict[str, str] = {}
     headers = {"Retry-After": "1"}
+    if not isinstance(exc, IntegrityError):
+        # The operator's only sign of an outage in the web processes: one line a request,
+        # the driver's first line (never the statement's parameters: they may hold emails).
+        reason = str(getattr(exc, "orig", exc) or type(exc).__name__).splitlines()[0][:200]
+        current_app.logger.warning("database unavailable for %s %s: %s", request.method,
+                                   request.path, reason)
     if isinstance(exc, IntegrityError):
         status, title = 409, "Conflict"
         detail = ("The change conflicts with another one made at the same moment; nothing "

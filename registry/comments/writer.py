@@ -25,6 +25,7 @@ cannot tell in time, each post gets a 503 that says so, with its tracking number
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -50,6 +51,8 @@ from registry.comments.services import (
 )
 from registry.database import engine, log_head
 from registry.errors import NotFound, OutcomeUnknown, Unavailable
+
+log = logging.getLogger(__name__)
 
 #: The most posts one transaction takes (bounds its time holding the write lock).
 MAX_GROUP = 64
@@ -260,6 +263,10 @@ class CommentWriter:
         post's tracking number."""
         stored = self._stored(
             [item.comment.id for item in prepared], backend_pid) if prepared else False
+        log.warning("a comment group (posts: %d) lost its connection at COMMIT; %s", len(prepared),
+                    {True: "found stored: receipts given", None: "could not be looked up in "
+                     "time: answered 'Outcome unknown'"}.get(
+                        stored, "found absent: " + ("refused" if retried else "written again")))
         if stored:
             self._answer(accepted, prepared,
                          appended=any(item.event is not None for item in prepared))

@@ -125,7 +125,7 @@ def test_a_write_whose_commit_lost_its_connection_says_it_may_have_been_saved(
 
 @pytest.mark.parametrize("path", ["/api/v1/technologies", "/technologies"])
 def test_a_read_while_the_database_is_down_is_a_503_that_speaks_of_no_saving(
-        client, monkeypatch, path):
+        client, monkeypatch, caplog, path):
     from sqlalchemy.exc import OperationalError
     from sqlalchemy.orm import Session
 
@@ -141,3 +141,6 @@ def test_a_read_while_the_database_is_down_is_a_503_that_speaks_of_no_saving(
     assert "nothing was saved" not in text  # a read saves nothing: say what is true
     expected = "application/problem+json" if path.startswith("/api/") else "text/html"
     assert response.mimetype == expected
+    # The operator sees it in the log, with the driver's reason.
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"database unavailable for GET {path}: could not connect to server"]

@@ -250,7 +250,7 @@ def test_a_group_whose_commit_was_lost_before_it_committed_is_written_once(
 
 @postgres_only
 def test_a_group_committed_before_its_answer_was_lost_gets_its_receipts(
-        app, review_id, lose_commit):
+        app, review_id, lose_commit, caplog):
     # Stored, but the driver saw the connection die: "nothing was saved" would be false
     # and the resident would post again. The writer finds it stored and gives the receipt.
     client = app.test_client()
@@ -263,6 +263,7 @@ def test_a_group_committed_before_its_answer_was_lost_gets_its_receipts(
         (receipt["id"], receipt["tracking_number"], "Kept")]
     assert len(rows["events"]) == 1
     assert client.get(f"/api/v1/comments/{receipt['tracking_number']}").status_code == 200
+    assert "a comment group (posts: 1) lost its connection at COMMIT; found stored" in caplog.text
     # The writer goes on with a new connection.
     assert client.post(f"/api/v1/reviews/{review_id}/comments",
                        json={"body": "Next"}).status_code == 201
