@@ -89,47 +89,42 @@ def concurrency_problem(exc: Exception, *, tracking_number: str | None = None) -
     """409 for a write that lost a race on a unique key, 503 for a busy database, 503
     "outcome unknown" for a connection lost during the COMMIT (with the tracking number of
     the comment being posted, if any, to look it up by). A page for pages, else a problem."""
-    from registry.errors import problem_response, wants_html
+    from registry.errors import (
+        Conflict,
+        OutcomeUnknown,
+        Problem,
+        Unavailable,
+        render_problem,
+        wants_html,
+    )
 
-    extra: dict[str, str] = {}
-    headers = {"Retry-After": "1"}
-    if not isinstance(exc, IntegrityError):
+    problem: Problem
+    if isinstance(exc, IntegrityError):
+        problem = Conflict("The change conflicts with another one made at the same moment; "
+                           "nothing was saved. Reload and try again.")
+    else:
         # The operator's only sign of an outage in the web processes: one line a request,
         # the driver's first line (never the statement's parameters: they may hold emails).
         reason = str(getattr(exc, "orig", exc) or type(exc).__name__).splitlines()[0][:200]
         current_app.logger.warning("database unavailable for %s %s: %s", request.method,
                                    request.path, reason)
-    if isinstance(exc, IntegrityError):
-        status, title = 409, "Conflict"
-        detail = ("The change conflicts with another one made at the same moment; nothing "
-                  "was saved. Reload and try again.")
-        headers = {}
-    elif lost_at_commit(exc):
-        status, title = 503, "Outcome unknown"
-        detail = ("The connection to the database was lost while the change was being saved, "
-                  "so it may or may not have been saved. Check before making it again.")
-        headers = {"Retry-After": "60"}
-        if tracking_number:
-            detail += (f" Your comment's tracking number is {tracking_number}: look it up "
-                       "in a minute before posting it again.")
-            extra["tracking_number"] = tracking_number
-    elif request.method in _SAFE_METHODS:  # a read: there was nothing to save
-        status, title = 503, "Service unavailable"
-        detail = "The database is not answering just now. Try again shortly."
-    else:
-        status, title = 503, "Service unavailable"
-        detail = "The database is busy; nothing was saved. Try again shortly."
+        if lost_at_commit(exc):
+            problem = OutcomeUnknown.lost_commit(tracking_number)
+        elif request.method in _SAFE_METHODS:  # a read: there was nothing to save
+            problem = Unavailable.not_answering()
+        else:
+            problem = Unavailable.nothing_saved()
     if wants_html():
-        from werkzeug.exceptions import Conflict, ServiceUnavailable
+        from werkzeug.exceptions import Conflict as ConflictPage
+        from werkzeug.exceptions import ServiceUnavailable
 
         from registry.pages.errors import render_error_page
 
-        page = (Conflict if status == 409 else ServiceUnavailable)(detail)
+        page = (ConflictPage if problem.status == 409 else ServiceUnavailable)(problem.detail)
         response = render_error_page(page)
-        response.headers.update(headers)
+        response.headers.update(problem.headers)
         return response
-    return problem_response(status, title, detail, slug=title.lower().replace(" ", "-"),
-                            headers=headers, extra=extra)
+    return render_problem(problem)
 
 
 def log_head(app: Flask | None = None) -> LogHeadWatch:

@@ -58,16 +58,39 @@ class Conflict(Problem):
 
 
 class Unavailable(Problem):
-    """The database could not take the change; nothing was saved."""
+    """The database could not take the change (nothing was saved) or answer a read."""
 
     status, title, slug = 503, "Service unavailable", "service-unavailable"
 
+    @classmethod
+    def nothing_saved(cls) -> Unavailable:
+        """A change the database did not take."""
+        return cls("The database is busy; nothing was saved. Try again shortly.",
+                   headers={"Retry-After": "1"})
+
+    @classmethod
+    def not_answering(cls) -> Unavailable:
+        """A read the database did not answer (there was nothing to save)."""
+        return cls("The database is not answering just now. Try again shortly.",
+                   headers={"Retry-After": "1"})
+
 
 class OutcomeUnknown(Problem):
-    """The database was lost while a change was being committed: it may or may not be
-    stored, and could not be told in time."""
+    """The connection to the database was lost during a change's COMMIT: it may or may not
+    be stored."""
 
     status, title, slug = 503, "Outcome unknown", "outcome-unknown"
+
+    @classmethod
+    def lost_commit(cls, tracking_number: str | None = None) -> OutcomeUnknown:
+        """The problem, naming the comment's tracking number if a comment was posted."""
+        detail = ("The connection to the database was lost while the change was being saved, "
+                  "so it may or may not have been saved. Check before making it again.")
+        if tracking_number is None:
+            return cls(detail, headers={"Retry-After": "60"})
+        return cls(f"{detail} Your comment's tracking number is {tracking_number}: look it "
+                   "up in a minute before posting it again.",
+                   tracking_number=tracking_number, headers={"Retry-After": "60"})
 
 
 class Invalid(Problem):
@@ -101,6 +124,12 @@ def problem_response(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def render_problem(problem: Problem) -> Response:
+    """``problem`` as problem+json."""
+    return problem_response(problem.status, problem.title, problem.detail, slug=problem.slug,
+                            errors=problem.errors, headers=problem.headers, extra=problem.extra)
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -145,10 +174,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
-        return problem_response(
-            exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
-            headers=exc.headers, extra=exc.extra,
-        )
+        return render_problem(exc)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -273,18 +273,12 @@ class CommentWriter:
             return
         if stored is False:
             if retried:
-                raise Unavailable("The database is busy; nothing was saved. Try again shortly.",
-                                  headers={"Retry-After": "1"})
+                raise Unavailable.nothing_saved()
             remaining = [post for post, _window in accepted]
             self._write(lambda: remaining, retried=True)
             return
         for (post, _window), item in zip(accepted, prepared, strict=True):
-            post.fail(OutcomeUnknown(
-                "The database stopped while your comment was being saved, and Daylight "
-                "could not yet tell whether it was. Look it up by its tracking number "
-                f"{item.comment.tracking_number} in a minute before posting it again.",
-                tracking_number=item.comment.tracking_number,
-                headers={"Retry-After": "60"}))
+            post.fail(OutcomeUnknown.lost_commit(item.comment.tracking_number))
 
     def _stored(self, ids: list[str], backend_pid: int | None) -> bool | None:
         """Whether the comments ``ids`` (one group: all or none) are stored; None when the
