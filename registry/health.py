@@ -16,8 +16,10 @@ def healthz() -> Response:
     """Report whether the database answers, and how far the event log has come."""
     try:
         last_seq = db().execute(HEAD_QUERY).scalar()
-    except Exception as exc:  # any failure to reach the database means "not healthy"
-        return problem_response(503, "Service unavailable", f"The database did not answer: {exc}")
+    except Exception:  # any failure to reach the database means "not healthy"
+        # The reason goes to the log, not to the public: it names hosts, ports and the SQL.
+        current_app.logger.exception("healthz: the database did not answer")
+        return problem_response(503, "Service unavailable", "The database did not answer.")
     return jsonify({"status": "ok", "database": "ok", "last_event_seq": last_seq or 0,
                     "rate_limit_store": rate_limit_store()})
 

@@ -144,3 +144,19 @@ def test_a_read_while_the_database_is_down_is_a_503_that_speaks_of_no_saving(
     # The operator sees it in the log, with the driver's reason.
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"database unavailable for GET {path}: could not connect to server"]
+
+
+def test_healthz_says_when_the_database_does_not_answer_without_telling_how(
+        client, monkeypatch, caplog):
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    def down(*_args, **_kwargs):
+        raise OperationalError("SELECT last_seq FROM event_log_head", None,
+                               Exception('connection to server at "10.1.2.3", port 5432 failed'))
+
+    monkeypatch.setattr(Session, "execute", down)
+    body = assert_problem(client.get("/healthz"), 503)
+    assert body["detail"] == "The database did not answer."
+    assert "10.1.2.3" not in str(body) and "SELECT" not in str(body)
+    assert "10.1.2.3" in caplog.text  # the operator still learns why
