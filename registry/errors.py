@@ -89,7 +89,9 @@ class OutcomeUnknown(Problem):
         if tracking_number is None:
             return cls(detail, headers={"Retry-After": "60"})
         return cls(f"{detail} Your comment's tracking number is {tracking_number}: look it "
-                   "up in a minute before posting it again.",
+                   "up in a minute before posting it again (a post sent with an "
+                   "Idempotency-Key may simply be sent again with the same key: it is never "
+                   "stored twice).",
                    tracking_number=tracking_number, headers={"Retry-After": "60"})
 
 

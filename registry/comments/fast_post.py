@@ -30,6 +30,7 @@ from limits import RateLimitItem, parse_many
 from marshmallow import ValidationError
 from werkzeug.http import parse_options_header
 
+from registry.comments.idempotency import ENVIRON_KEY, REPLAYED_HEADER, key_hash, parse_key
 from registry.comments.routes import COMMENT_LIMIT_SCOPE, receipt
 from registry.comments.schemas import CommentIn, CommentReceipt
 from registry.comments.services import client_key
@@ -82,6 +83,14 @@ class CommentPosts:
             # Flask answers with its 400 or 422, from the same bytes.
             environ["wsgi.input"] = io.BytesIO(body)
             return self.app(environ, start_response)
+        key: str | None = None
+        sent_key = environ.get(ENVIRON_KEY)
+        if sent_key is not None:
+            try:
+                key = key_hash(parse_key(sent_key))
+            except ValueError:  # Flask answers with its 422, which says why
+                environ["wsgi.input"] = io.BytesIO(body)
+                return self.app(environ, start_response)
         client = client_key(config["SECRET_KEY"], environ.get("REMOTE_ADDR")) or "unknown"
         # A rate-limit store that failed is flask-limiter's to handle: it counts in memory
         # until the store answers again, and checks it now and then. The route does both.
@@ -93,20 +102,20 @@ class CommentPosts:
         except Exception:  # noqa: BLE001 — the store failed: the route falls back, or says so
             environ["wsgi.input"] = io.BytesIO(body)
             return self.app(environ, start_response)
-        response = self._answer(environ, match.group(1), fields, client, refused)
+        response = self._answer(environ, match.group(1), fields, client, key, refused)
         for name, value in headers:
             response.headers[name] = value
         return response(environ, start_response)
 
     def _answer(self, environ: dict[str, Any], review_id: str, fields: dict[str, Any],
-                client: str, refused: Exception | None) -> Response:
+                client: str, key: str | None, refused: Exception | None) -> Response:
         """The receipt of the stored comment, or the problem the route would answer."""
         app = self.flask_app
         if refused is None:
             try:
                 comment, review = comment_writer(app).post(
                     review_id, fields, client=client,
-                    now=app.extensions["daylight.clock"].now())
+                    now=app.extensions["daylight.clock"].now(), idempotency_key=key)
             except Exception as exc:  # noqa: BLE001 — answered as the route would be
                 refused = exc
             else:
@@ -114,6 +123,8 @@ class CommentPosts:
                     response = cast(Response, app.json.response(
                         self.receipt_schema.dump(receipt(comment, review))))
                 response.status_code = 201
+                if comment.replayed:
+                    response.headers[REPLAYED_HEADER] = "true"
                 return response
         # The app's own error handlers, in a request context as under the route.
         with app.request_context(environ):

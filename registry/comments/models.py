@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, String, Text
+from sqlalchemy import Column, ForeignKey, Index, String, Text, text
 from sqlmodel import Field, SQLModel
 
 from webhooks.sqltypes import UTCDateTime
@@ -28,6 +28,12 @@ class Comment(SQLModel, table=True):
         # The summary's form letters, counted from the index alone (migration 0003).
         Index("ix_comment_review_fingerprint_status", "review_id", "fingerprint", "status",
               "id"),
+        # A post sent again with its Idempotency-Key finds the comment it stored, and two
+        # posts under one key cannot both be stored (migration 0006). Partial: the posts
+        # without a key, nearly all of a surge, add nothing to it.
+        Index("uq_comment_review_idempotency_key", "review_id", "idempotency_key",
+              unique=True, sqlite_where=text("idempotency_key IS NOT NULL"),
+              postgresql_where=text("idempotency_key IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -45,6 +51,9 @@ class Comment(SQLModel, table=True):
     hidden_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     published_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # A hash of the key its author sent it with (``registry.comments.idempotency``), so
+    # that a post repeated after a lost answer is not stored twice. Never shown.
+    idempotency_key: str | None = Field(default=None, max_length=64)
 
 
 class CommenterContact(SQLModel, table=True):

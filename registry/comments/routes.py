@@ -11,8 +11,10 @@ from registry.api import decode_cursor, paged
 from registry.auth.context import current_principal, require
 from registry.auth.models import Role
 from registry.clock import now
+from registry.comments.idempotency import REPLAYED_HEADER, key_hash, parse_key
 from registry.comments.models import Comment
 from registry.comments.schemas import (
+    CommentHeaders,
     CommentIn,
     CommentListArgs,
     CommentOut,
@@ -79,13 +81,24 @@ def receipt(comment: Comment | PostedComment, review: ReviewPeriod) -> dict[str,
 @comment_limit
 # An instance, not the class: webargs would build a schema for every post of a surge.
 @blp.arguments(CommentIn())
-@blp.response(201, CommentReceipt)
-def post(fields: dict[str, Any], review_id: str) -> dict[str, Any]:
-    """Comment while the period is open (no account needed). Keep the tracking number."""
+@blp.arguments(CommentHeaders(), location="headers")
+@blp.response(201, CommentReceipt, headers={REPLAYED_HEADER: {
+    "description": "`true` when the post was sent before with the same Idempotency-Key: "
+                   "this is the receipt of the comment it stored.",
+    "schema": {"type": "string", "enum": ["true"]}}})
+def post(fields: dict[str, Any], headers: dict[str, Any], review_id: str
+         ) -> dict[str, Any] | tuple[dict[str, Any], int, dict[str, str]]:
+    """Comment while the period is open (no account needed). Keep the tracking number.
+
+    Send an `Idempotency-Key` to post again safely when an answer was lost."""
+    key = headers["idempotency_key"]
     # Written by the process's comment writer with the other posts of the moment, in one
     # transaction (registry.comments.writer); this request opens no session of its own.
-    comment, review = comment_writer().post(review_id, fields, client=request_client_key(),
-                                            now=now())
+    comment, review = comment_writer().post(
+        review_id, fields, client=request_client_key(), now=now(),
+        idempotency_key=key_hash(parse_key(key)) if key is not None else None)
+    if comment.replayed:
+        return receipt(comment, review), 201, {REPLAYED_HEADER: "true"}
     return receipt(comment, review)
 
 

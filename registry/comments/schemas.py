@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+)
 
 from registry.api import ListArgs, page_schema
+from registry.comments.idempotency import HEADER, parse_key
 
 POSITIONS = ("support", "oppose", "neutral")
 MAX_BODY = 10_000
@@ -41,6 +50,29 @@ class CommentIn(Schema):
     def _strip(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["body"] = data["body"].strip()
         return data
+
+
+def _checked_key(value: str) -> None:
+    try:
+        parse_key(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+class CommentHeaders(Schema):
+    """The comment post's optional ``Idempotency-Key`` header."""
+
+    class Meta:
+        unknown = EXCLUDE  # every other header is none of this schema's business
+
+    idempotency_key = fields.String(
+        data_key=HEADER, load_default=None, validate=_checked_key,
+        metadata={"description": "A key of your choosing (a new UUID, say), the same for "
+                  "every try of one post: sent again after an answer was lost, the post "
+                  "gets the receipt of the comment it stored instead of storing it twice "
+                  "(201 with `Idempotent-Replayed: true`). The same key with other fields "
+                  "is refused with 422. 1–255 printable ASCII characters; a Structured "
+                  "Field string's quotes may be left out."})
 
 
 class CommentReceipt(Schema):

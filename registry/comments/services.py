@@ -17,8 +17,10 @@ from typing import Any, Protocol
 
 from defusedcsv import csv as safe_csv
 from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from registry.comments.idempotency import reused_key, stored_under, stored_values
 from registry.comments.models import Comment, CommenterContact, CommentFlag, CommentStatus
 from registry.db import read_only
 from registry.errors import Conflict, NotFound
@@ -126,9 +128,30 @@ class PostedComment:
     published_at: datetime | None
     created_at: datetime
     hidden_reason: str | None = None
+    # True when this is the comment an earlier try of the same post stored (its author
+    # sent it again with the same idempotency key): the receipt says so.
+    replayed: bool = False
 
 
-_POSTED_FIELDS = tuple(field.name for field in dataclass_fields(PostedComment))
+_POSTED_FIELDS = tuple(field.name for field in dataclass_fields(PostedComment)
+                       if field.name != "replayed")
+
+
+def replayed_comment(row: Mapping[str, Any]) -> PostedComment:
+    """The comment in ``row`` (as stored now), as the receipt of a post sent again."""
+    return PostedComment(**{name: row[name] for name in _POSTED_FIELDS}, replayed=True)
+
+
+def replay(connection: Connection, review_id: str, key: str,
+           fields: Mapping[str, Any]) -> PostedComment | None:
+    """The comment stored on ``review_id`` under the idempotency ``key`` (a hash) if there
+    is one; ``Invalid`` if it was posted with other fields."""
+    earlier = stored_under(connection, review_id, [key]).get(key)
+    if earlier is None:
+        return None
+    if earlier.values != stored_values(fields):
+        raise reused_key()
+    return replayed_comment(earlier.comment)
 
 
 def comment_url(comment: Comment | PostedComment, review: ReviewPeriod) -> str:
@@ -187,19 +210,36 @@ class NewComment:
     fields: Mapping[str, Any]
     client: str | None  # the keyed hash of the client's address
     now: datetime
+    idempotency_key: str | None = None  # its hash (registry.comments.idempotency)
 
 
 def post_comment(
     session: Session, review: Review, fields: Mapping[str, Any], *, moderation: str,
-    client: str | None, now: datetime,
+    client: str | None, now: datetime, idempotency_key: str | None = None,
 ) -> PostedComment:
     """Take a resident's comment. Published at once under post-moderation, else held.
 
+    With an ``idempotency_key`` (a hash, ``registry.comments.idempotency``), the comment
+    already stored under it is returned (``replayed``) instead of a second one.
     To change the comment later in the same transaction, load it with ``get_comment``.
     """
     require_open(review, now)
-    return post_comments(session, [NewComment(review, fields, client, now)],
-                         moderation=moderation)[0]
+    new = [NewComment(review, fields, client, now, idempotency_key)]
+    if idempotency_key is None:
+        return post_comments(session, new, moderation=moderation)[0]
+    earlier = replay(session.connection(), review.id, idempotency_key, fields)
+    if earlier is not None:
+        return earlier
+    try:
+        # A savepoint: another process may store the same post at this moment (on
+        # PostgreSQL; SQLite's write lock rules that out), and then its comment is the answer.
+        with session.begin_nested():
+            return post_comments(session, new, moderation=moderation)[0]
+    except IntegrityError:
+        earlier = replay(session.connection(), review.id, idempotency_key, fields)
+        if earlier is None:
+            raise
+        return earlier
 
 
 @dataclass(frozen=True)
@@ -245,6 +285,7 @@ def prepare_comments(posts: Sequence[NewComment], *,
             "position": post.fields.get("position"), "fingerprint": fingerprint(body),
             "flag_count": 0, "hidden_reason": None, "hidden_at": None,
             "published_at": post.now if published else None, "created_at": post.now,
+            "idempotency_key": post.idempotency_key,
         }
         comment = PostedComment(**{name: row[name] for name in _POSTED_FIELDS})
         contact = {"comment_id": comment.id, "client_key": post.client,

@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from sqlalchemy import Connection, bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import col
 
+from registry.comments.idempotency import reused_key, stored_under, stored_values
 from registry.comments.models import Comment
 from registry.comments.services import (
     NewComment,
@@ -45,6 +46,7 @@ from registry.comments.services import (
     PreparedComment,
     ReviewWindow,
     prepare_comments,
+    replayed_comment,
     require_open,
     review_windows,
     store_comments,
@@ -72,6 +74,7 @@ class _Post:
     fields: Mapping[str, Any]
     client: str | None
     now: datetime
+    key: str | None = None  # the hash of its idempotency key (registry.comments.idempotency)
     # Set when the post is answered, or when its thread is to write the next group.
     wake: threading.Event = field(default_factory=threading.Event)
     leads: bool = False
@@ -116,14 +119,17 @@ class CommentWriter:
             return len(self._waiting)
 
     def post(self, review_id: str, fields: Mapping[str, Any], *, client: str | None,
-             now: datetime) -> tuple[PostedComment, ReviewWindow]:
+             now: datetime, idempotency_key: str | None = None
+             ) -> tuple[PostedComment, ReviewWindow]:
         """Store a comment on ``review_id`` (validated ``fields``); returns it once committed.
 
+        With an ``idempotency_key`` (its hash), a post sent before under that key gets the
+        comment it stored (``replayed``), or ``Invalid`` if its fields differ.
         Raises ``NotFound`` for an unknown review, ``Conflict`` when its period is not open,
         and the database's error when the group could not be committed. The caller must not
         hold a write transaction of its own (on SQLite the writer would wait for it).
         """
-        pending = _Post(review_id, fields, client, now)
+        pending = _Post(review_id, fields, client, now, idempotency_key)
         with self._lock:
             self._waiting.append(pending)
             leads = pending.leads = not self._writing
@@ -188,10 +194,23 @@ class CommentWriter:
             self._connection.close()
             self._connection = None
 
-    def _write(self, take: Callable[[], list[_Post]], *, retried: bool = False) -> None:
+    def _write(self, take: Callable[[], list[_Post]], *, retried: bool = False,
+               alone: bool = False) -> None:
         """Write the group ``take()`` gives, called once the turn to write is ours (on
         SQLite, after waiting for the other processes' writers): the posts that arrived
         during that wait join this group instead of waiting for the next."""
+        echoes: list[tuple[_Post, _Post]] = []
+        try:
+            self._write_group(take, echoes, retried=retried, alone=alone)
+        finally:
+            # A post sent twice into one group gets the answer of its first try.
+            for post, first in echoes:
+                if not post.answered and first.answered:
+                    _echo(post, first)
+
+    def _write_group(self, take: Callable[[], list[_Post]],
+                     echoes: list[tuple[_Post, _Post]], *, retried: bool,
+                     alone: bool) -> None:
         self.groups += 1
         accepted: list[tuple[_Post, ReviewWindow]] = []
         group: list[_Post] = []
@@ -213,8 +232,10 @@ class CommentWriter:
                         post.fail(exc)
                         continue
                     accepted.append((post, window))
+                if any(post.key is not None for post, _window in accepted):
+                    accepted = _set_aside_repeats(connection, accepted, echoes)
                 prepared = prepare_comments(
-                    [NewComment(window, post.fields, post.client, post.now)
+                    [NewComment(window, post.fields, post.client, post.now, post.key)
                      for post, window in accepted],
                     moderation=self.app.config["COMMENT_MODERATION"])
                 appended = store_comments(connection, prepared)
@@ -235,12 +256,13 @@ class CommentWriter:
                 remaining = [post for post in group if not post.answered]
                 self._write((lambda: remaining) if group else take, retried=True)
                 return
-            if not isinstance(exc, IntegrityError) or len(accepted) <= 1:
+            if not isinstance(exc, IntegrityError) or alone:
                 raise
             # One bad post must not take its neighbours down: each alone, with its own answer.
+            # (A post whose key another process stored meanwhile finds that comment alone.)
             for post, _window in accepted:
                 try:
-                    self._write(lambda: [post])  # noqa: B023 — called before the loop moves on
+                    self._write(lambda: [post], alone=True)  # noqa: B023 — called at once
                 except Exception as error:  # noqa: BLE001 — this post's own answer
                     post.fail(error)
             return
@@ -304,6 +326,49 @@ class CommentWriter:
                 return None
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
+
+
+def _set_aside_repeats(connection: Connection, accepted: list[tuple[_Post, ReviewWindow]],
+                       echoes: list[tuple[_Post, _Post]]) -> list[tuple[_Post, ReviewWindow]]:
+    """The posts of ``accepted`` to store. A post whose key already stored a comment gets
+    that comment (or ``Invalid`` if its fields differ) now; a post whose key an earlier post
+    of this group carries goes to ``echoes``, to get that post's answer."""
+    keys: dict[str, set[str]] = {}
+    for post, _window in accepted:
+        if post.key is not None:
+            keys.setdefault(post.review_id, set()).add(post.key)
+    stored = {(review_id, key): earlier for review_id, review_keys in keys.items()
+              for key, earlier in stored_under(connection, review_id, review_keys).items()}
+    kept: list[tuple[_Post, ReviewWindow]] = []
+    firsts: dict[tuple[str, str], _Post] = {}
+    for post, window in accepted:
+        if post.key is None:
+            kept.append((post, window))
+            continue
+        earlier = stored.get((post.review_id, post.key))
+        if earlier is not None:
+            if earlier.values == stored_values(post.fields):
+                post.succeed(replayed_comment(earlier.comment), window)
+            else:
+                post.fail(reused_key())
+        elif (first := firsts.get((post.review_id, post.key))) is not None:
+            echoes.append((post, first))
+        else:
+            firsts[(post.review_id, post.key)] = post
+            kept.append((post, window))
+    return kept
+
+
+def _echo(post: _Post, first: _Post) -> None:
+    """Answer ``post`` as its first try ``first`` was answered, if it is the same post."""
+    if first.result is None:
+        assert first.error is not None
+        post.fail(first.error)
+    elif stored_values(post.fields) != stored_values(first.fields):
+        post.fail(reused_key())
+    else:
+        comment, window = first.result
+        post.succeed(replace(comment, replayed=True), window)
 
 
 def comment_writer(app: Flask | None = None) -> CommentWriter:

@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from registry.comments.idempotency import FORM_FIELD, form_key_hash, new_form_key, parse_key
 from registry.comments.schemas import POSITIONS, CommentIn
 from registry.errors import flatten_messages
 
@@ -31,12 +32,26 @@ class CommentForm:
     values: dict[str, str] = field(default_factory=lambda: dict.fromkeys(FIELDS, ""))
     errors: dict[str, list[str]] = field(default_factory=dict)
     honeypot_filled: bool = False
+    # The form's one-time key (``registry.comments.idempotency``): made when the form is
+    # shown, so that the same form sent twice (a double click, a resend after a lost answer)
+    # stores one comment. Kept when the form is shown again with its errors.
+    key: str = field(default_factory=new_form_key)
+    key_sent: bool = False  # the post carried a key of the form's making
 
     @classmethod
     def from_request(cls, form: Mapping[str, str]) -> CommentForm:
         """Read the posted form. Line breaks are normalised so lengths count as people do."""
         values = {name: (form.get(name) or "").replace("\r\n", "\n") for name in FIELDS}
-        return cls(values=values, honeypot_filled=bool((form.get(HONEYPOT) or "").strip()))
+        posted = cls(values=values, honeypot_filled=bool((form.get(HONEYPOT) or "").strip()))
+        try:
+            posted.key, posted.key_sent = parse_key(form.get(FORM_FIELD) or ""), True
+        except ValueError:
+            pass  # a page from before keys, or a robot: posted without one, shown with a new one
+        return posted
+
+    def idempotency_key(self, fields: Mapping[str, Any]) -> str | None:
+        """What the comment stores of the form's key, for these validated ``fields``."""
+        return form_key_hash(self.key, fields) if self.key_sent else None
 
     def validate(self) -> dict[str, Any] | None:
         """The fields for ``post_comment``, or None with ``errors`` filled in."""

@@ -155,7 +155,8 @@ def comment(technology_id: str, review_id: str) -> Response | tuple[str, int]:
         try:
             posted = post_comment(session, review, fields,
                                   moderation=current_app.config["COMMENT_MODERATION"],
-                                  client=request_client_key(), now=now())
+                                  client=request_client_key(), now=now(),
+                                  idempotency_key=form.idempotency_key(fields))
         except Conflict:
             form.errors["_form"] = [_not_open_message(review)]
         else:

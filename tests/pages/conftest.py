@@ -14,12 +14,20 @@ from flask.testing import FlaskClient
 from registry.clock import FakeClock
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+FORM_KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
 def csrf_token(html: str) -> str:
     """The CSRF token of the first form on a page."""
     match = CSRF.search(html)
     assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+def form_key(html: str) -> str:
+    """The one-time key of the comment form on a page."""
+    match = FORM_KEY.search(html)
+    assert match, "the page has no comment form with a key"
     return match.group(1)
 
 
@@ -93,7 +101,8 @@ def post_form(client: FlaskClient) -> Callable[..., Any]:
 
     def post(technology_id: str, review_id: str, **fields: str) -> Any:
         page = client.get(f"/technologies/{technology_id}").get_data(as_text=True)
-        data = {"csrf_token": csrf_token(page), **fields}
+        # Every hidden field, as a browser sends them.
+        data = {"csrf_token": csrf_token(page), "idempotency_key": form_key(page), **fields}
         return client.post(f"/technologies/{technology_id}/reviews/{review_id}/comments",
                            data=data)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import registry
 from tests.conftest import postgres_only
-from tests.pages.conftest import csrf_token
+from tests.pages.conftest import csrf_token, form_key
 from tests.registry.helpers import lose_next_commit
 
 TRACKING = re.compile(r"DL-[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}")
@@ -227,3 +227,67 @@ def test_a_comment_whose_commit_lost_its_connection_gets_a_page_with_its_number(
     receipt = client.get(f"/comments/{number}")
     assert receipt.status_code == 200 and "Published" in receipt.get_data(as_text=True)
     assert client.get(f"/api/v1/comments/{number}").get_json()["status"] == "published"
+
+
+def send_form(client, technology_id: str, review_id: str, data: dict[str, str]):
+    return client.post(f"/technologies/{technology_id}/reviews/{review_id}/comments",
+                       data=data)
+
+
+def test_the_same_form_sent_twice_stores_one_comment_and_shows_one_receipt(
+        app, client, open_review):
+    # A double click, or "resend" after an answer that never came: the form's one-time key
+    # makes the second send find the first comment.
+    technology, review = open_review()
+    page = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "idempotency_key": form_key(page),
+            "body": "Sent with a double click.", "email": "ana@example.org"}
+    first = send_form(client, technology["id"], review["id"], data)
+    second = send_form(client, technology["id"], review["id"], data)
+    assert (first.status_code, second.status_code) == (303, 303)
+    assert second.headers["Location"] == first.headers["Location"]
+    assert published_total(client, review["id"]) == 1
+    # The page shows each visitor a form with a key of its own.
+    again = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
+    assert form_key(again) != data["idempotency_key"]
+
+
+def test_the_same_form_sent_back_with_other_words_is_a_new_comment(client, open_review):
+    # The resident went back and wrote something else in the same form: a second comment,
+    # not a refusal.
+    technology, review = open_review()
+    page = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "idempotency_key": form_key(page)}
+    first = send_form(client, technology["id"], review["id"], {**data, "body": "First words."})
+    second = send_form(client, technology["id"], review["id"],
+                       {**data, "body": "Second thoughts."})
+    assert (first.status_code, second.status_code) == (303, 303)
+    assert second.headers["Location"] != first.headers["Location"]
+    assert published_total(client, review["id"]) == 2
+
+
+def test_a_form_shown_again_with_its_errors_keeps_its_key(client, open_review):
+    technology, review = open_review()
+    page = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "idempotency_key": form_key(page)}
+    refused = send_form(client, technology["id"], review["id"],
+                        {**data, "body": "Hello", "email": "not an address"})
+    assert refused.status_code == 422
+    assert form_key(refused.get_data(as_text=True)) == data["idempotency_key"]
+    fixed = {**data, "body": "Hello", "email": "ana@example.org"}
+    first = send_form(client, technology["id"], review["id"], fixed)
+    second = send_form(client, technology["id"], review["id"], fixed)
+    assert second.headers["Location"] == first.headers["Location"]
+    assert published_total(client, review["id"]) == 1
+
+
+def test_a_form_from_before_keys_is_still_taken(client, open_review):
+    # A page cached from before the key existed (or a robot's post): stored as ever, each
+    # send a comment.
+    technology, review = open_review()
+    page = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
+    for body in ("No key here.", "No key here."):
+        response = send_form(client, technology["id"], review["id"],
+                             {"csrf_token": csrf_token(page), "body": body})
+        assert response.status_code == 303
+    assert published_total(client, review["id"]) == 2

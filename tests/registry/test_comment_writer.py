@@ -54,8 +54,11 @@ def post_all(app: Flask, posts: list[tuple[str, dict[str, Any]]]) -> list[Any]:
 
     def send(index: int) -> None:
         review_id, body = posts[index]
+        key = body.get("_key")  # sent as the Idempotency-Key header
         responses[index] = app.test_client().post(
-            f"/api/v1/reviews/{review_id}/comments", json=body)
+            f"/api/v1/reviews/{review_id}/comments",
+            json={name: value for name, value in body.items() if name != "_key"},
+            headers={"Idempotency-Key": key} if key else {})
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(posts))]
     threads[0].start()
@@ -363,3 +366,63 @@ def test_a_post_that_never_gets_its_turn_is_a_503_and_the_next_is_stored(app, re
                                       json={"body": "In time"})
     assert accepted.status_code == 201
     assert [c.body for c in stored(app)["comments"]] == ["In time"]
+
+
+@postgres_only
+def test_a_post_whose_outcome_was_unknown_is_sent_again_with_its_key_and_stored_once(
+        app, review_id, lose_commit, monkeypatch):
+    # The case the key is for: the answer says the outcome is unknown (it was stored), and
+    # the resident's app simply sends the post again with the same key.
+    monkeypatch.setattr("registry.comments.writer.SETTLE_SECONDS", 0.3)
+    monkeypatch.setattr("registry.comments.writer._SESSION_ALIVE", text("SELECT 1"))
+    client = app.test_client()
+    url = f"/api/v1/reviews/{review_id}/comments"
+    headers = {"Idempotency-Key": "retry-me-1"}
+    lose_commit(True)
+    unsure = client.post(url, json={"body": "Sent twice"}, headers=headers)
+    assert unsure.status_code == 503
+    assert "Idempotency-Key" in unsure.get_json()["detail"]
+    again = client.post(url, json={"body": "Sent twice"}, headers=headers)
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["tracking_number"] == unsure.get_json()["tracking_number"]
+    rows = stored(app)
+    assert [c.body for c in rows["comments"]] == ["Sent twice"]
+    assert len(rows["events"]) == 1
+
+
+def post_with_keys(app: Flask, review_id: str, posts: list[tuple[str, str | None]]) -> list[Any]:
+    """Post each ``(text, key)`` from its own thread, the first alone (as ``post_all``)."""
+    return post_all(app, [(review_id, {"body": body, "_key": key}) for body, key in posts])
+
+
+def test_the_same_post_sent_twice_into_one_group_is_stored_once(app, review_id,
+                                                                hold_first_group):
+    hold_first_group(3)
+    responses = post_with_keys(app, review_id, [("Opening post", None),
+                                                ("Twice", "k-1"), ("Twice", "k-1"),
+                                                ("Twice", "k-1")])
+    assert [r.status_code for r in responses] == [201] * 4
+    assert comment_writer(app).groups == 2
+    keyed = responses[1:]
+    assert len({r.get_json()["id"] for r in keyed}) == 1
+    assert sorted(r.headers.get("Idempotent-Replayed", "") for r in keyed) == [
+        "", "true", "true"]
+    rows = stored(app)
+    assert sorted(c.body for c in rows["comments"]) == ["Opening post", "Twice"]
+    assert rows["contacts"] == 2 and len(rows["events"]) == 2
+
+
+def test_one_key_on_two_different_posts_in_one_group_stores_one_of_them(app, review_id,
+                                                                        hold_first_group):
+    hold_first_group(2)
+    responses = post_with_keys(app, review_id, [("Opening post", None),
+                                                ("One text", "k-2"), ("Another text", "k-2")])
+    assert responses[0].status_code == 201
+    statuses = {r.status_code: r for r in responses[1:]}
+    assert sorted(statuses) == [201, 422]  # whichever came first is stored
+    assert list(statuses[422].get_json()["errors"]) == ["Idempotency-Key"]
+    rows = stored(app)
+    kept = next(c for c in rows["comments"] if c.body != "Opening post")
+    assert kept.id == statuses[201].get_json()["id"]
+    assert len(rows["comments"]) == 2 and rows["contacts"] == 2 and len(rows["events"]) == 2

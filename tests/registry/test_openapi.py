@@ -21,3 +21,12 @@ def test_docs_page_is_served(client):
     response = client.get("/api/v1/docs")
     assert response.status_code == 200
     assert b"swagger" in response.data.lower()
+
+
+def test_the_comment_post_documents_its_idempotency_key(client):
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"][
+        "/api/v1/reviews/{review_id}/comments"]["post"]
+    headers = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert [(p["name"], p["required"]) for p in headers] == [("Idempotency-Key", False)]
+    assert "sent again" in headers[0]["description"]
+    assert "Idempotent-Replayed" in operation["responses"]["201"]["headers"]
