@@ -2,10 +2,13 @@
 
 Daylight runs as deployed (gunicorn with the Procfile's settings, beside its worker), with
 the per-client comment limit lifted as in ``comment_surge``. Client threads post comments to
-one open review, each post on a connection of its own and with a text of its own, never
-retried. Meanwhile one of gunicorn's web processes is killed with SIGKILL at a random
-moment, several times; gunicorn's master starts another each time. Then the posting stops
-and every answer is checked against the database:
+one open review, each post on a connection of its own and with a text of its own. Each post
+carries an ``Idempotency-Key`` of its own, and a post whose answer never came (its process
+died under it) or that got a 503 is sent again with the same key until it has an answer, as
+a careful client does (``--no-keys``: posts without keys, never sent again). Meanwhile one of
+gunicorn's web processes is killed with SIGKILL at a random moment, several times; gunicorn's
+master starts another each time. Then the posting stops and every answer is checked against
+the database:
 
 - every post answered 201 is stored under the id and tracking number of its receipt, with
   its own text: nothing a resident was given a receipt for is lost;
@@ -14,12 +17,14 @@ and every answer is checked against the database:
   a comment that is not stored: the change and its event are one transaction;
 - the log's ``seq`` runs from 1 without a gap or a repeat, up to the head's number;
 - a post refused with a 4xx or 5xx is not stored (nothing half-written);
-- a post whose process died under it got no answer: stored or not, either is right (its
-  author has no receipt); they are counted;
+- with keys, every post ends with an answer, and one sent again after its first try was
+  stored gets that comment's receipt (``Idempotent-Replayed``), so nothing is stored twice;
+  without keys, a post whose process died under it got no answer: stored or not, either is
+  right (its author has no receipt); they are counted;
 - posts are taken again after the last kill, and, on SQLite, ``PRAGMA integrity_check``
   says ``ok``.
 
-    python -m bench.drills.kill_web [--postgres [URL]] [--quick] [--kills N]
+    python -m bench.drills.kill_web [--postgres [URL]] [--quick] [--kills N] [--no-keys]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +62,8 @@ BOOT_SECONDS = 1.5
 
 #: Answers that lose the connection: the process serving it died (or the master closed it).
 _LOST = (ConnectionError, http.client.HTTPException, TimeoutError, OSError)
+#: How often a post with a key is sent at most before its client gives up on it.
+MAX_TRIES = 30
 
 
 @dataclass
@@ -68,7 +76,11 @@ class Outcomes:
     # Refused with a 503 "Outcome unknown": the database was lost during the COMMIT and
     # could not say in time whether the comment was stored (either is right).
     unknown: set[str] = field(default_factory=set)
-    unanswered: list[str] = field(default_factory=list)
+    unanswered: list[str] = field(default_factory=list)  # never answered, given up on
+    cut_off: list[str] = field(default_factory=list)  # each try whose answer never came
+    retried: set[str] = field(default_factory=set)  # posts sent again with their key
+    replayed: set[str] = field(default_factory=set)  # answered "Idempotent-Replayed: true"
+    keys: bool = False  # the posters send Idempotency-Keys and send posts again
 
     def answered(self) -> int:
         """Posts answered so far, with a receipt or a refusal."""
@@ -126,33 +138,62 @@ def replaced(master: int, victim: int, count: int, timeout: float = 60) -> None:
 
 def poster(port: int, path: str, name: str, stop: threading.Event, out: Outcomes) -> None:
     """Post comments until ``stop`` is set, each on a connection of its own (as residents
-    come, so that every web process has posts in flight); record what each one got."""
+    come, so that every web process has posts in flight); record what each one got. With
+    ``out.keys``, a post whose answer was lost or was a 503 is sent again with its key."""
     number = 0
     while not stop.is_set():
         number += 1
         text = f"Drill comment {name}-{number}: keep the footage no longer than 30 days."
         body = json.dumps({"body": text, "email": f"{name}@example.org",
                            "position": ("support", "oppose", "neutral")[number % 3]})
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            connection.request("POST", path, body=body, headers={
-                "Content-Type": "application/json", "Connection": "close"})
-            answer = connection.getresponse()
-            content = answer.read()
-        except _LOST:
+        headers = {"Content-Type": "application/json", "Connection": "close"}
+        if out.keys:
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        for tries in range(1, MAX_TRIES + 1):
+            answer = _send(port, path, body, headers)
+            again = out.keys and tries < MAX_TRIES and (
+                answer is None or answer[0] == 503)
             with out.lock:
-                out.unanswered.append(text)
-            continue
-        finally:
-            connection.close()
-        with out.lock:
-            if answer.status == 201:
-                receipt = json.loads(content)
-                out.receipts[text] = (receipt["id"], receipt["tracking_number"])
-            else:
-                out.refused[text] = answer.status
-                if answer.status == 503 and b'"Outcome unknown"' in content:
-                    out.unknown.add(text)
+                if again:
+                    out.retried.add(text)
+                if answer is None:
+                    out.cut_off.append(text)
+                    if not again:
+                        out.unanswered.append(text)
+                elif not again:
+                    _record(out, text, *answer)
+            if not again:
+                break
+            time.sleep(0.05 * tries)  # the client's backoff before sending it again
+
+
+def _send(port: int, path: str, body: str, headers: dict[str, str]
+          ) -> tuple[int, bytes, bool] | None:
+    """One try of a post: its status, body and whether it was replayed; None if the
+    answer never came."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        answer = connection.getresponse()
+        return (answer.status, answer.read(),
+                answer.getheader("Idempotent-Replayed") == "true")
+    except _LOST:
+        return None
+    finally:
+        connection.close()
+
+
+def _record(out: Outcomes, text: str, status: int, content: bytes, replayed: bool) -> None:
+    """A post's last answer (``out.lock`` held)."""
+    if status == 201:
+        receipt = json.loads(content)
+        out.receipts[text] = (receipt["id"], receipt["tracking_number"])
+        if replayed:
+            out.replayed.add(text)
+    else:
+        out.refused[text] = status
+        if status == 503 and b'"Outcome unknown"' in content:
+            out.unknown.add(text)
 
 
 def verify(app: Any, review_id: str, out: Outcomes) -> dict[str, Any]:
@@ -192,6 +233,8 @@ def verify(app: Any, review_id: str, out: Outcomes) -> dict[str, Any]:
         "outcome_unknown_stored": sum(1 for t in out.unknown if t in stored),
         "unanswered": len(out.unanswered),
         "unanswered_stored": sum(1 for t in out.unanswered if t in stored),
+        "tries_cut_off": len(out.cut_off), "posts_sent_again": len(out.retried),
+        "replayed": len(out.replayed),
         "stored": stored_count, "stored_twice": duplicates,
         "comments_without_one_event": len(without_event),
         "events_without_comment": len(orphan_events),
@@ -201,12 +244,13 @@ def verify(app: Any, review_id: str, out: Outcomes) -> dict[str, Any]:
 
 
 def drill(folder: Path, postgres: str | None, *, kills_wanted: int, clients: int,
-          database_name: str = "drill_kill_web") -> dict[str, Any]:
+          database_name: str = "drill_kill_web", keys: bool = True) -> dict[str, Any]:
     """Run the drill in ``folder`` (SQLite there, or the PostgreSQL database at
-    ``postgres``, dropped and created anew); its figures and verdict (``pass``)."""
+    ``postgres``, dropped and created anew); its figures and verdict (``pass``). With
+    ``keys``, posts carry Idempotency-Keys and are sent again until answered."""
     rng = random.Random(11)
     kills: list[dict[str, Any]] = []
-    out = Outcomes()
+    out = Outcomes(keys=keys)
     database = Database.fresh(database_name, folder, postgres)
     app = make_app(database.url)
     migrate(app)
@@ -246,11 +290,11 @@ def drill(folder: Path, postgres: str | None, *, kills_wanted: int, clients: int
                         raise TimeoutError("no web process was serving posts to kill")
                     continue
                 victim = rng.choice(ready)
-                answered, lost = out.answered(), len(out.unanswered)
+                answered, lost = out.answered(), len(out.cut_off)
                 os.kill(victim, signal.SIGKILL)
                 kills.append({"after_seconds": round(time.monotonic() - began, 2),
                               "pid": victim, "answered_before": answered,
-                              "unanswered_before": lost})
+                              "cut_off_before": lost})
                 # gunicorn's master notices and starts another web process.
                 replaced(master.pid, victim, len(alive))
             # After the last kill, residents' posts are still taken.
@@ -262,17 +306,19 @@ def drill(folder: Path, postgres: str | None, *, kills_wanted: int, clients: int
             for thread in threads:
                 thread.join(timeout=90)
         recovered = out.answered() - after_last
-    # What each kill cost: the posts left unanswered between it and the next.
-    marks = [k["unanswered_before"] for k in kills] + [len(out.unanswered)]
+    # What each kill cost: the tries cut off between it and the next.
+    marks = [k["cut_off_before"] for k in kills] + [len(out.cut_off)]
     for kill, later in zip(kills, marks[1:], strict=True):
-        kill["unanswered_by_it"] = later - kill["unanswered_before"]
+        kill["cut_off_by_it"] = later - kill["cut_off_before"]
     checked = verify(app, review_id, out)
     from registry.database import engine
 
     engine(app).dispose()
-    passed = (len(kills) == kills_wanted and checked.pop("sound") and recovered >= 200)
+    # With keys every post ends with an answer: none is left to guess about.
+    passed = (len(kills) == kills_wanted and checked.pop("sound") and recovered >= 200
+              and not (keys and checked["unanswered"]))
     return {
-        "parameters": {"kills": kills_wanted, "clients": clients,
+        "parameters": {"kills": kills_wanted, "clients": clients, "idempotency_keys": keys,
                        "deployment": deployment.describe()},
         "kills": kills, **checked, "answers_after_last_kill": recovered,
         "seconds": round(time.monotonic() - began, 1),
@@ -285,16 +331,20 @@ def main() -> None:
     parse = parser(__doc__ or "")
     parse.add_argument("--kills", type=int, default=None)
     parse.add_argument("--clients", type=int, default=8)
+    parse.add_argument("--no-keys", dest="keys", action="store_false",
+                       help="post without Idempotency-Keys and never send a post again")
     args = parse.parse_args()
     machine = machine_info()
     with workspace("drill_kill_web", args.keep) as folder:
         figures = drill(folder, args.postgres, kills_wanted=args.kills or (
-            3 if args.quick else 8), clients=args.clients)
+            3 if args.quick else 8), clients=args.clients, keys=args.keys)
     figures["parameters"]["quick"] = args.quick
     r = write_result("drill_kill_web", {"machine": machine, **figures})
     print(f"{'PASS' if r['pass'] else 'FAIL'} kill_web: {len(r['kills'])} kill -9 of a web "
           f"process; {r['receipts']} receipts, {r['receipts_not_stored_as_given']} not stored "
-          f"as given; {r['unanswered']} unanswered ({r['unanswered_stored']} of them stored); "
+          f"as given; {r['tries_cut_off']} tries cut off, {r['posts_sent_again']} posts sent "
+          f"again, {r['replayed']} replayed; {r['unanswered']} unanswered "
+          f"({r['unanswered_stored']} of them stored); "
           f"{r['stored_twice']} stored twice; {r['comments_without_one_event']} comments "
           f"without one event, {r['events_without_comment']} events without a comment; seq "
           f"gapless: {r['seq_gapless']}; refused {r['refused_by_status']}, "
