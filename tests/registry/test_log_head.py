@@ -6,6 +6,7 @@ engine, pool and log-head watcher, and shares nothing in memory with the first.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -113,8 +114,19 @@ def test_a_notice_is_sent_at_commit_and_never_for_a_rollback(app, backend):
 
 @postgres_only
 def test_reads_stay_right_while_the_listener_reconnects(app, client, staff, make_technology,
-                                                        other_process):
+                                                        other_process, monkeypatch):
     head = listening(app, client, make_technology)
+    # The listener stays down until the test lets it reconnect: on a slow machine it came
+    # back (after 0.5 s) before the read below, which then raced the change's NOTIFY.
+    reconnect = threading.Event()
+    real_listen = head._listen
+
+    def held_down() -> None:
+        if not reconnect.is_set():
+            raise ConnectionError("held down by the test")
+        real_listen()
+
+    monkeypatch.setattr(head, "_listen", held_down)
     with app.app_context(), transaction(app) as session:
         killed = session.execute(text(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -125,6 +137,8 @@ def test_reads_stay_right_while_the_listener_reconnects(app, client, staff, make
     # Without a listener every read asks the database: a change is seen at once.
     submit_elsewhere(other_process, staff, "Drones")
     assert names(client) == ["Cameras", "Drones"]
+    assert not head.live
+    reconnect.set()
     wait_until(lambda: head.live, 10, "the listener to reconnect")
     submit_elsewhere(other_process, staff, "Sensors")
     wait_until(lambda: names(client) == ["Cameras", "Drones", "Sensors"], RESYNC_SECONDS / 2,
