@@ -16,7 +16,10 @@ taken again. Then the posting stops and:
   event id: the workers came back too;
 - ``/healthz`` answers 200 again.
 
-    python -m bench.drills.db_restart [--quick] [--restarts N]
+With ``--keys`` each post carries an ``Idempotency-Key`` and is sent again after a lost
+answer or a 503, as in ``kill_web``: then every post must also end with a receipt.
+
+    python -m bench.drills.db_restart [--quick] [--restarts N] [--keys]
 
 Needs PostgreSQL's server programs (``initdb``, ``pg_ctl``) and root (to run them as
 ``postgres``) or the ``postgres`` user itself.
@@ -130,12 +133,13 @@ def healthy(base: str) -> bool:
         return False
 
 
-def drill(folder: Path, *, restarts_wanted: int, clients: int) -> dict[str, Any]:
+def drill(folder: Path, *, restarts_wanted: int, clients: int,
+          keys: bool = False) -> dict[str, Any]:
     """Run the drill in ``folder``; its figures and verdict (``pass``)."""
     server = PrivateServer(folder, free_port())
     server.create()
     restarts: list[dict[str, Any]] = []
-    out = Outcomes()
+    out = Outcomes(keys=keys)
     try:
         with Receiver() as receiver:
             database = Database.fresh("drill_db_restart", folder, server.url)
@@ -220,9 +224,10 @@ def drill(folder: Path, *, restarts_wanted: int, clients: int) -> dict[str, Any]
     finally:
         server.stop()
     passed = (len(restarts) == restarts_wanted and checked.pop("sound") and missing == 0
-              and health)
+              and health and not (keys and checked["unanswered"]))
     return {
         "parameters": {"restarts": restarts_wanted, "clients": clients,
+                       "idempotency_keys": keys,
                        "deployment": deployment.describe()},
         "restarts": restarts, **checked,
         "webhooks_expected": len(expected), "webhooks_missing": missing,
@@ -238,11 +243,13 @@ def main() -> None:
     parse = parser(__doc__ or "")
     parse.add_argument("--restarts", type=int, default=None)
     parse.add_argument("--clients", type=int, default=8)
+    parse.add_argument("--keys", action="store_true",
+                       help="posts carry Idempotency-Keys and are sent again until answered")
     args = parse.parse_args()
     machine = machine_info()
     with workspace("drill_db_restart", args.keep) as folder:
         figures = drill(folder, restarts_wanted=args.restarts or (2 if args.quick else 4),
-                        clients=args.clients)
+                        clients=args.clients, keys=args.keys)
     figures["parameters"]["quick"] = args.quick
     r = write_result("drill_db_restart", {"machine": machine, **figures})
     print(f"{'PASS' if r['pass'] else 'FAIL'} db_restart: {len(r['restarts'])} crash restarts "
@@ -250,9 +257,10 @@ def main() -> None:
           f"stored as given; refused {r['refused_by_status']}, {r['refused_but_stored']} of "
           f"them stored though told nothing was; {r['outcome_unknown']} told the outcome was "
           f"unknown ({r['outcome_unknown_stored']} stored); {r['unanswered']} unanswered "
-          f"({r['unanswered_stored']} stored); "
-          f"{r['stored_twice']} stored twice; {r['comments_without_one_event']} comments "
-          f"without one event; seq gapless: {r['seq_gapless']}; webhooks "
+          f"({r['unanswered_stored']} stored); {r['posts_sent_again']} posts sent again, "
+          f"{r['replayed']} replayed; {r['stored_twice']} stored twice; "
+          f"{r['comments_without_one_event']} comments without one event; "
+          f"seq gapless: {r['seq_gapless']}; webhooks "
           f"{r['webhooks_expected'] - r['webhooks_missing']}/{r['webhooks_expected']}; "
           f"healthz after: {r['healthz_after']}")
 
