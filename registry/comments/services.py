@@ -223,13 +223,16 @@ def post_comment(
     already stored under it is returned (``replayed``) instead of a second one.
     To change the comment later in the same transaction, load it with ``get_comment``.
     """
-    require_open(review, now)
     new = [NewComment(review, fields, client, now, idempotency_key)]
     if idempotency_key is None:
+        require_open(review, now)
         return post_comments(session, new, moderation=moderation)[0]
+    # Before the period's check: a post stored just before it closed, sent again just
+    # after, gets its receipt.
     earlier = replay(session.connection(), review.id, idempotency_key, fields)
     if earlier is not None:
         return earlier
+    require_open(review, now)
     try:
         # A savepoint: another process may store the same post at this moment (on
         # PostgreSQL; SQLite's write lock rules that out), and then its comment is the answer.

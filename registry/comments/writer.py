@@ -221,19 +221,24 @@ class CommentWriter:
             with connection.begin():
                 group = take()
                 windows = review_windows(connection, {post.review_id for post in group})
+                found: list[tuple[_Post, ReviewWindow]] = []
                 for post in group:
                     window = windows.get(post.review_id)
                     if window is None:
                         post.fail(NotFound(f"There is no review {post.review_id!r}."))
                         continue
+                    found.append((post, window))
+                # Repeats first: a post stored just before its period closed gets its
+                # receipt when sent again just after.
+                if any(post.key is not None for post, _window in found):
+                    found = _set_aside_repeats(connection, found, echoes)
+                for post, window in found:
                     try:
                         require_open(window, post.now)
                     except Exception as exc:  # noqa: BLE001 — the post's own answer
                         post.fail(exc)
                         continue
                     accepted.append((post, window))
-                if any(post.key is not None for post, _window in accepted):
-                    accepted = _set_aside_repeats(connection, accepted, echoes)
                 prepared = prepare_comments(
                     [NewComment(window, post.fields, post.client, post.now, post.key)
                      for post, window in accepted],

@@ -291,3 +291,19 @@ def test_a_form_from_before_keys_is_still_taken(client, open_review):
                              {"csrf_token": csrf_token(page), "body": body})
         assert response.status_code == 303
     assert published_total(client, review["id"]) == 2
+
+
+def test_a_form_sent_again_after_the_period_closed_still_leads_to_its_receipt(
+        client, clock, open_review):
+    technology, review = open_review()
+    page = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "idempotency_key": form_key(page),
+            "body": "Sent at the last minute."}
+    first = send_form(client, technology["id"], review["id"], data)
+    clock.advance(days=60)
+    again = send_form(client, technology["id"], review["id"], data)
+    assert (first.status_code, again.status_code) == (303, 303)
+    assert again.headers["Location"] == first.headers["Location"]
+    late = send_form(client, technology["id"], review["id"],
+                     {**data, "body": "A new comment, too late."})
+    assert late.status_code == 409

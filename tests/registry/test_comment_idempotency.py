@@ -221,3 +221,19 @@ def test_a_page_post_stored_meanwhile_by_another_process_is_answered_with_its_co
     assert answers[0].id == prepared[0].comment.id
     rows = stored(app)
     assert len(rows["comments"]) == 1 and rows["events"] == 1
+
+
+def test_a_post_sent_again_after_its_period_closed_still_gets_its_receipt(
+        app, client, review_id, clock):
+    # Stored in the period's last moments, its answer lost; sent again once it has closed.
+    first = post(client, review_id, {"body": "Just in time."})
+    assert first.status_code == 201
+    clock.advance(days=60)
+    again = post(client, review_id, {"body": "Just in time."})
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    # A new post (a new key) is refused: the period is closed.
+    late = post(client, review_id, {"body": "Too late."}, key="another-key")
+    assert late.status_code == 409
+    assert len(stored(app)["comments"]) == 1
