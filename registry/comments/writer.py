@@ -21,6 +21,12 @@ post again. So the writer waits (at most ``SETTLE_SECONDS``) until the database 
 again and the old session has ended, then looks for the group's comments by their ids:
 found, the posts get their receipts; absent, the group is written again once. If it
 cannot tell in time, each post gets a 503 that says so, with its tracking number to check.
+
+A post with an idempotency key (``registry.comments.idempotency``) is first looked up under
+it, in the group's transaction: one stored before gets that comment's receipt, and a second
+try in the same group gets the first's answer. Another process storing the same post at the
+same moment makes this group's insert fail on the key's unique index; written alone again,
+the post then finds that comment.
 """
 
 from __future__ import annotations
@@ -211,6 +217,7 @@ class CommentWriter:
     def _write_group(self, take: Callable[[], list[_Post]],
                      echoes: list[tuple[_Post, _Post]], *, retried: bool,
                      alone: bool) -> None:
+        """``_write``'s work; posts sent twice into this group are added to ``echoes``."""
         self.groups += 1
         accepted: list[tuple[_Post, ReviewWindow]] = []
         group: list[_Post] = []
@@ -333,20 +340,20 @@ class CommentWriter:
             pause = min(pause * 2, 1.0)
 
 
-def _set_aside_repeats(connection: Connection, accepted: list[tuple[_Post, ReviewWindow]],
+def _set_aside_repeats(connection: Connection, posts: list[tuple[_Post, ReviewWindow]],
                        echoes: list[tuple[_Post, _Post]]) -> list[tuple[_Post, ReviewWindow]]:
-    """The posts of ``accepted`` to store. A post whose key already stored a comment gets
-    that comment (or ``Invalid`` if its fields differ) now; a post whose key an earlier post
-    of this group carries goes to ``echoes``, to get that post's answer."""
+    """The ``posts`` still to store. A post whose key already stored a comment gets that
+    comment (or ``Invalid`` if its fields differ) now; a post whose key an earlier post of
+    this group carries goes to ``echoes``, to get that post's answer."""
     keys: dict[str, set[str]] = {}
-    for post, _window in accepted:
+    for post, _window in posts:
         if post.key is not None:
             keys.setdefault(post.review_id, set()).add(post.key)
     stored = {(review_id, key): earlier for review_id, review_keys in keys.items()
               for key, earlier in stored_under(connection, review_id, review_keys).items()}
     kept: list[tuple[_Post, ReviewWindow]] = []
     firsts: dict[tuple[str, str], _Post] = {}
-    for post, window in accepted:
+    for post, window in posts:
         if post.key is None:
             kept.append((post, window))
             continue
