@@ -6,6 +6,7 @@ refused with nothing stored."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -147,25 +148,24 @@ def test_the_replayed_receipt_shows_the_comment_as_it_stands_now(app, client, re
     assert again.get_json()["tracking_number"] == first["tracking_number"]
 
 
-@postgres_only
-@pytest.mark.parametrize("app_config", [{"COMMENT_FAST_PATH": True}])
-def test_a_post_stored_meanwhile_by_another_process_is_answered_with_its_comment(
-        app, client, review_id, clock):
-    """Another web process commits the same post while this one waits on the key's index:
-    this one's insert fails on the unique key, and the post, written alone again, finds that
-    comment."""
-    fields = {"body": "Sent from two tabs at once.", "display_name": None, "email": None,
-              "neighborhood": None, "position": None}
+RACED = {"body": "Sent from two tabs at once.", "display_name": None, "email": None,
+         "neighborhood": None, "position": None}
+
+
+def race_another_process(app: Flask, review_id: str, clock: Any,
+                         send: Callable[[], Any]) -> tuple[str, Any]:
+    """Another process inserts ``RACED`` under ``KEY`` and holds its transaction open while
+    ``send`` (in a thread) posts the same; once ``send`` waits on the key's index, the other
+    commits. The other's comment id, and what ``send`` returned."""
     other = engine(app).connect()
     other.begin()
     window = review_windows(other, [review_id])[review_id]
     with app.app_context():  # the event's links are built from the settings
         prepared = prepare_comments(
-            [NewComment(window, fields, None, clock.now(), key_hash(KEY))], moderation="post")
+            [NewComment(window, RACED, None, clock.now(), key_hash(KEY))], moderation="post")
     store_comments(other, prepared)
     answers: list[Any] = []
-    sender = threading.Thread(target=lambda: answers.append(
-        post(app.test_client(), review_id, {"body": fields["body"]})))
+    sender = threading.Thread(target=lambda: answers.append(send()))
     sender.start()
     with engine(app).connect() as watcher:
         wait_until(lambda: watcher.execute(text(
@@ -174,9 +174,22 @@ def test_a_post_stored_meanwhile_by_another_process_is_answered_with_its_comment
     other.commit()
     other.close()
     sender.join(timeout=30)
-    assert answers and answers[0].status_code == 201
-    assert answers[0].headers["Idempotent-Replayed"] == "true"
-    assert answers[0].get_json()["id"] == prepared[0].comment.id
+    assert answers, "the post never answered"
+    return prepared[0].comment.id, answers[0]
+
+
+@postgres_only
+@pytest.mark.parametrize("app_config", [{"COMMENT_FAST_PATH": True}])
+def test_a_post_stored_meanwhile_by_another_process_is_answered_with_its_comment(
+        app, review_id, clock):
+    """Another web process commits the same post while this one waits on the key's index:
+    this one's insert fails on the unique key, and the post, written alone again, finds that
+    comment."""
+    theirs, answer = race_another_process(app, review_id, clock, lambda: post(
+        app.test_client(), review_id, {"body": RACED["body"]}))
+    assert answer.status_code == 201
+    assert answer.headers["Idempotent-Replayed"] == "true"
+    assert answer.get_json()["id"] == theirs
     rows = stored(app)
     assert len(rows["comments"]) == 1 and rows["events"] == 1
 
@@ -191,34 +204,15 @@ def test_a_page_post_stored_meanwhile_by_another_process_is_answered_with_its_co
     from registry.comments.services import post_comment
     from registry.reviews.services import get_review
 
-    fields = {"body": "Sent from two tabs at once.", "display_name": None, "email": None,
-              "neighborhood": None, "position": None}
-    other = engine(app).connect()
-    other.begin()
-    window = review_windows(other, [review_id])[review_id]
-    with app.app_context():
-        prepared = prepare_comments(
-            [NewComment(window, fields, None, clock.now(), key_hash(KEY))], moderation="post")
-    store_comments(other, prepared)
-    answers: list[Any] = []
-
-    def post_from_page() -> None:
+    def post_from_page() -> Any:
         with app.app_context(), transaction(app) as session:
-            answers.append(post_comment(session, get_review(session, review_id), fields,
-                                        moderation="post", client=None, now=clock.now(),
-                                        idempotency_key=key_hash(KEY)))
+            return post_comment(session, get_review(session, review_id), RACED,
+                                moderation="post", client=None, now=clock.now(),
+                                idempotency_key=key_hash(KEY))
 
-    sender = threading.Thread(target=post_from_page)
-    sender.start()
-    with engine(app).connect() as watcher:
-        wait_until(lambda: watcher.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() > 0, 10,
-            "the post to wait on the other process's key")
-    other.commit()
-    other.close()
-    sender.join(timeout=30)
-    assert answers and answers[0].replayed
-    assert answers[0].id == prepared[0].comment.id
+    theirs, posted = race_another_process(app, review_id, clock, post_from_page)
+    assert posted.replayed
+    assert posted.id == theirs
     rows = stored(app)
     assert len(rows["comments"]) == 1 and rows["events"] == 1
 
