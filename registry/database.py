@@ -109,7 +109,8 @@ def concurrency_problem(exc: Exception, *, tracking_number: str | None = None) -
         current_app.logger.warning("database unavailable for %s %s: %s", request.method,
                                    request.path, reason)
         if lost_at_commit(exc):
-            problem = OutcomeUnknown.lost_commit(tracking_number)
+            # Residents on the page are not told about API headers.
+            problem = OutcomeUnknown.lost_commit(tracking_number, api=not wants_html())
         elif request.method in _SAFE_METHODS:  # a read: there was nothing to save
             problem = Unavailable.not_answering()
         else:

@@ -82,16 +82,18 @@ class OutcomeUnknown(Problem):
     status, title, slug = 503, "Outcome unknown", "outcome-unknown"
 
     @classmethod
-    def lost_commit(cls, tracking_number: str | None = None) -> OutcomeUnknown:
-        """The problem, naming the comment's tracking number if a comment was posted."""
+    def lost_commit(cls, tracking_number: str | None = None, *,
+                    api: bool = True) -> OutcomeUnknown:
+        """The problem, naming the comment's tracking number if a comment was posted (and,
+        to an ``api`` client, that a post with an Idempotency-Key may be sent again)."""
         detail = ("The connection to the database was lost while the change was being saved, "
                   "so it may or may not have been saved. Check before making it again.")
         if tracking_number is None:
             return cls(detail, headers={"Retry-After": "60"})
+        again = (" (a post sent with an Idempotency-Key may simply be sent again with the "
+                 "same key: it is never stored twice)") if api else ""
         return cls(f"{detail} Your comment's tracking number is {tracking_number}: look it "
-                   "up in a minute before posting it again (a post sent with an "
-                   "Idempotency-Key may simply be sent again with the same key: it is never "
-                   "stored twice).",
+                   f"up in a minute before posting it again{again}.",
                    tracking_number=tracking_number, headers={"Retry-After": "60"})
 
 

@@ -222,6 +222,7 @@ def test_a_comment_whose_commit_lost_its_connection_gets_a_page_with_its_number(
     assert response.mimetype == "text/html"
     text = response.get_data(as_text=True)
     assert "may or may not have been saved" in text
+    assert "Idempotency-Key" not in text  # the API's advice is not the resident's
     number = TRACKING.search(text).group(0)
     # It was saved: its receipt and the API both find it by that number.
     receipt = client.get(f"/comments/{number}")
