@@ -7,6 +7,7 @@ answer against the database; here with three kills on each database.
 posts and also checks that every comment's webhook arrives; here twice. A receipt for a
 comment that is not stored, a comment without its event, a gap in the log, a post stored
 twice, a post left without an answer or a webhook that never comes fails the test.
+``bench.drills.disk_full`` fills the disk under SQLite while residents post, then frees it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bench.common import workspace
-from bench.drills import db_restart
+from bench.drills import db_restart, disk_full
 from bench.drills.db_restart import server_program
 from bench.drills.kill_web import drill
 from tests.conftest import postgres_only
@@ -87,4 +88,31 @@ def test_nothing_is_lost_and_webhooks_go_on_when_postgresql_crashes_and_restarts
     assert result["webhooks_missing"] == 0
     assert result["webhooks_all_arrived_seconds_after_posting_stopped"] < 30
     assert result["healthz_after"]
+    assert result["pass"]
+
+
+def test_a_full_disk_refuses_posts_with_503_and_loses_nothing(tmp_path: Path):
+    # SQLite on a tmpfs of 8 MB filled by posts of 2,000 characters, then grown: mounting
+    # needs root (as CI runs here).
+    if not disk_full.can_mount():
+        pytest.skip("mounts a tmpfs: needs root")
+    result = disk_full.drill(tmp_path, size_mb=8, clients=4)
+
+    full = result["while_full"]
+    assert result["receipts_before_full"] >= 50
+    # Refused only with 503 "nothing was saved", and none of those stored; never a 500.
+    assert full["refused_by_status"] == {"503": full["refused_by_status"]["503"]}
+    assert full["outcome_unknown"] == 0 and full["unanswered"] == 0
+    assert full["refused_but_stored"] == 0
+    assert full["receipts_not_stored_as_given"] == 0
+    assert full["stored"] == full["receipts"]
+    assert full["stored_twice"] == 0 and full["comments_without_one_event"] == 0
+    assert full["seq_gapless"] and full["sqlite_integrity"] == "ok"
+    assert full["read_status"] == 200
+    # Space freed: taken again without a restart, the file intact.
+    freed = result["after_space_freed"]
+    assert freed["receipts"] >= 100 and freed["healthz_status"] == 200
+    assert freed["receipts_not_stored_as_given"] == 0
+    assert freed["stored"] == full["stored"] + freed["receipts"]
+    assert freed["sqlite_integrity"] == "ok"
     assert result["pass"]
