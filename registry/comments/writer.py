@@ -22,11 +22,12 @@ again and the old session has ended, then looks for the group's comments by thei
 found, the posts get their receipts; absent, the group is written again once. If it
 cannot tell in time, each post gets a 503 that says so, with its tracking number to check.
 
-A post with an idempotency key (``registry.comments.idempotency``) is first looked up under
-it, in the group's transaction: one stored before gets that comment's receipt, and a second
-try in the same group gets the first's answer. Another process storing the same post at the
-same moment makes this group's insert fail on the key's unique index; written alone again,
-the post then finds that comment.
+A post with an idempotency key (``registry.comments.idempotency``) is stored like any
+other: a try of a post already stored (by an earlier try, or by another process at the same
+moment) makes the group's insert fail on the key's unique index, and then, as for any
+unique-key failure, its posts are written one by one, each keyed post first looked up under
+its key: found, it gets that comment's receipt. A second try in the same group as the first
+gets the first's answer, and a keyed post refused by its closed period is looked up too.
 """
 
 from __future__ import annotations
@@ -235,17 +236,27 @@ class CommentWriter:
                         post.fail(NotFound(f"There is no review {post.review_id!r}."))
                         continue
                     found.append((post, window))
-                # Repeats first: a post stored just before its period closed gets its
-                # receipt when sent again just after.
+                # A keyed post sent again is found by the key's unique index as the group
+                # is stored: the group fails, and its posts are written again one by one
+                # (``alone``), where a keyed post is looked up first. (Looking every keyed
+                # post up here cost each first try a query: a third more time per post.)
                 if any(post.key is not None for post, _window in found):
-                    found = _set_aside_repeats(connection, found, echoes)
+                    found = _set_aside_repeats(connection, found, echoes, look_up=alone)
+                closed: list[tuple[_Post, ReviewWindow, Exception]] = []
                 for post, window in found:
                     try:
                         require_open(window, post.now)
                     except Exception as exc:  # noqa: BLE001 — the post's own answer
-                        post.fail(exc)
+                        if post.key is not None and not alone:
+                            closed.append((post, window, exc))
+                        else:
+                            post.fail(exc)
                         continue
                     accepted.append((post, window))
+                if closed:
+                    # One stored just before its period closed, sent again just after,
+                    # gets its receipt.
+                    _answer_closed(connection, closed, echoes)
                 prepared = prepare_comments(
                     [NewComment(window, post.fields, post.client, post.now, post.key)
                      for post, window in accepted],
@@ -341,13 +352,14 @@ class CommentWriter:
 
 
 def _set_aside_repeats(connection: Connection, posts: list[tuple[_Post, ReviewWindow]],
-                       echoes: list[tuple[_Post, _Post]]) -> list[tuple[_Post, ReviewWindow]]:
-    """The ``posts`` still to store. A post whose key already stored a comment gets that
-    comment (or ``Invalid`` if its fields differ) now; a post whose key an earlier post of
-    this group carries goes to ``echoes``, to get that post's answer."""
+                       echoes: list[tuple[_Post, _Post]], *,
+                       look_up: bool) -> list[tuple[_Post, ReviewWindow]]:
+    """The ``posts`` still to store. A post whose key an earlier post of this group carries
+    goes to ``echoes``, to get that post's answer; with ``look_up``, a post whose key
+    already stored a comment gets that comment (or ``Invalid`` if its fields differ) now."""
     keys: dict[str, set[str]] = {}
     for post, _window in posts:
-        if post.key is not None:
+        if post.key is not None and look_up:
             keys.setdefault(post.review_id, set()).add(post.key)
     stored = {(review_id, key): earlier for review_id, review_keys in keys.items()
               for key, earlier in stored_under(connection, review_id, review_keys).items()}
@@ -369,6 +381,18 @@ def _set_aside_repeats(connection: Connection, posts: list[tuple[_Post, ReviewWi
             firsts[(post.review_id, post.key)] = post
             kept.append((post, window))
     return kept
+
+
+def _answer_closed(connection: Connection,
+                   closed: list[tuple[_Post, ReviewWindow, Exception]],
+                   echoes: list[tuple[_Post, _Post]]) -> None:
+    """Answer keyed posts refused by their period: the comment an earlier try stored, if
+    there is one; else the refusal."""
+    refusals = {id(post): exc for post, _window, exc in closed}
+    for post, _window in _set_aside_repeats(
+            connection, [(post, window) for post, window, _exc in closed], echoes,
+            look_up=True):
+        post.fail(refusals[id(post)])
 
 
 def _echo(post: _Post, first: _Post) -> None:
