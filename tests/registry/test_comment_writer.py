@@ -233,6 +233,14 @@ def lose_commit(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Callable[[bool],
     return arm
 
 
+@pytest.fixture
+def never_settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's old session seems never to end (a connection cut, not a restart), and
+    it waits for that only 0.3 s: a lost COMMIT is answered "Outcome unknown"."""
+    monkeypatch.setattr("registry.comments.writer.SETTLE_SECONDS", 0.3)
+    monkeypatch.setattr("registry.comments.writer._SESSION_ALIVE", text("SELECT 1"))
+
+
 @postgres_only
 def test_a_group_whose_commit_was_lost_before_it_committed_is_written_once(
         app, review_id, lose_commit):
@@ -293,12 +301,10 @@ def test_a_group_lost_before_committing_twice_is_refused_with_nothing_saved(
 
 @postgres_only
 def test_a_lost_commit_that_cannot_be_settled_says_so_with_the_tracking_number(
-        app, review_id, lose_commit, monkeypatch):
+        app, review_id, lose_commit, never_settled):
     # The old session seems never to end (a connection cut, not a restart), so the writer
     # cannot tell in time: a 503 that says the outcome is unknown, never "nothing saved",
     # with the tracking number the resident can look up.
-    monkeypatch.setattr("registry.comments.writer.SETTLE_SECONDS", 0.3)
-    monkeypatch.setattr("registry.comments.writer._SESSION_ALIVE", text("SELECT 1"))
     client = app.test_client()
     lose_commit(True)
     response = client.post(f"/api/v1/reviews/{review_id}/comments", json={"body": "Unsure"})
@@ -370,11 +376,9 @@ def test_a_post_that_never_gets_its_turn_is_a_503_and_the_next_is_stored(app, re
 
 @postgres_only
 def test_a_post_whose_outcome_was_unknown_is_sent_again_with_its_key_and_stored_once(
-        app, review_id, lose_commit, monkeypatch):
+        app, review_id, lose_commit, never_settled):
     # The case the key is for: the answer says the outcome is unknown (it was stored), and
     # the resident's app simply sends the post again with the same key.
-    monkeypatch.setattr("registry.comments.writer.SETTLE_SECONDS", 0.3)
-    monkeypatch.setattr("registry.comments.writer._SESSION_ALIVE", text("SELECT 1"))
     client = app.test_client()
     url = f"/api/v1/reviews/{review_id}/comments"
     headers = {"Idempotency-Key": "retry-me-1"}
