@@ -20,6 +20,7 @@ taken again without a restart, and ``/healthz`` answers 200.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -41,7 +42,7 @@ from bench.common import (
     workspace,
     write_result,
 )
-from bench.drills.kill_web import Outcomes, verify
+from bench.drills.kill_web import Outcomes, record_answer, send_post, verify
 
 #: A comment's text is this long: the disk fills in a few seconds.
 TEXT_LENGTH = 2_000
@@ -65,34 +66,25 @@ def can_mount() -> bool:
         probe.rmdir()
 
 
-def poster(base: str, path: str, name: str, stop: threading.Event, out: Outcomes,
+def poster(port: int, path: str, name: str, stop: threading.Event, out: Outcomes,
            streak: list[int]) -> None:
-    """Post long comments until ``stop``; record each answer, and count refusals in a row
-    (``streak[0]``, reset by a receipt)."""
-    session = requests.Session()
+    """Post long comments until ``stop``, each once (``kill_web``'s sending and recording);
+    count refusals in a row (``streak[0]``, reset by a receipt)."""
+    headers = {"Content-Type": "application/json", "Connection": "close"}
     number = 0
     while not stop.is_set():
         number += 1
         head = f"Disk drill {name}-{number}: "
         text = (head + "keep the footage no longer than 30 days. " * (
             (TEXT_LENGTH - len(head)) // 41)).strip()  # stored as the schema strips it
-        try:
-            answer = session.post(base + path, json={"body": text}, timeout=60)
-        except requests.RequestException:
-            with out.lock:
+        answer = send_post(port, path, json.dumps({"body": text}), headers)
+        with out.lock:
+            if answer is None:
                 out.unanswered.append(text)
                 out.cut_off.append(text)
-            continue
-        with out.lock:
-            if answer.status_code == 201:
-                receipt = answer.json()
-                out.receipts[text] = (receipt["id"], receipt["tracking_number"])
-                streak[0] = 0
-            else:
-                out.refused[text] = answer.status_code
-                streak[0] += 1
-                if answer.status_code == 503 and "nothing was saved" not in answer.text:
-                    out.unknown.add(text)  # counted apart: only "nothing saved" is expected
+                continue
+            record_answer(out, text, *answer)
+            streak[0] = 0 if answer[0] == 201 else streak[0] + 1
 
 
 def drill(folder: Path, *, size_mb: int, clients: int) -> dict[str, Any]:
@@ -118,7 +110,7 @@ def drill(folder: Path, *, size_mb: int, clients: int) -> dict[str, Any]:
             deployment.start()
             stop = threading.Event()
             threads = [threading.Thread(target=poster, daemon=True, args=(
-                deployment.base, path, f"c{i}", stop, out, streak)) for i in range(clients)]
+                deployment.port, path, f"c{i}", stop, out, streak)) for i in range(clients)]
             for thread in threads:
                 thread.start()
             try:
@@ -144,7 +136,7 @@ def drill(folder: Path, *, size_mb: int, clients: int) -> dict[str, Any]:
             streak_after = [0]
             stop_after = threading.Event()
             threads = [threading.Thread(target=poster, daemon=True, args=(
-                deployment.base, path, f"d{i}", stop_after, after, streak_after))
+                deployment.port, path, f"d{i}", stop_after, after, streak_after))
                 for i in range(clients)]
             for thread in threads:
                 thread.start()

@@ -150,7 +150,7 @@ def poster(port: int, path: str, name: str, stop: threading.Event, out: Outcomes
         if out.keys:
             headers["Idempotency-Key"] = str(uuid.uuid4())
         for tries in range(1, MAX_TRIES + 1):
-            answer = _send(port, path, body, headers)
+            answer = send_post(port, path, body, headers)
             again = out.keys and tries < MAX_TRIES and (
                 answer is None or answer[0] == 503)
             with out.lock:
@@ -161,13 +161,13 @@ def poster(port: int, path: str, name: str, stop: threading.Event, out: Outcomes
                     if not again:
                         out.unanswered.append(text)
                 elif not again:
-                    _record(out, text, *answer)
+                    record_answer(out, text, *answer)
             if not again:
                 break
             time.sleep(0.05 * tries)  # the client's backoff before sending it again
 
 
-def _send(port: int, path: str, body: str, headers: dict[str, str]
+def send_post(port: int, path: str, body: str, headers: dict[str, str]
           ) -> tuple[int, bytes, bool] | None:
     """One try of a post: its status, body and whether it was replayed; None if the
     answer never came."""
@@ -183,7 +183,7 @@ def _send(port: int, path: str, body: str, headers: dict[str, str]
         connection.close()
 
 
-def _record(out: Outcomes, text: str, status: int, content: bytes, replayed: bool) -> None:
+def record_answer(out: Outcomes, text: str, status: int, content: bytes, replayed: bool) -> None:
     """A post's last answer (``out.lock`` held)."""
     if status == 201:
         receipt = json.loads(content)
