@@ -6,6 +6,7 @@ import csv
 import hashlib
 import hmac
 import io
+import ipaddress
 import re
 import secrets
 import unicodedata
@@ -47,11 +48,36 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def client_key(secret_key: str, address: str | None) -> str | None:
-    """A keyed hash of a client address: comparable, but not reversible to the address."""
+    """A keyed hash of the client an address names (``client_network``): comparable, but
+    not reversible to the address."""
     if not address:
         return None
     key = hashlib.sha256(b"daylight-client-key:" + secret_key.encode()).digest()
-    return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, client_network(address).encode(), hashlib.sha256).hexdigest()
+
+
+def client_network(address: str) -> str:
+    """The part of an address that stands for one client: an IPv4 address whole, an IPv6
+    address's /64 network.
+
+    One IPv6 subscriber is given a /64 at least and picks addresses in it at will (privacy
+    extensions make a new one every day or so), so counting by whole address would let one
+    client spend a fresh comment budget, and flag a comment again, from each of 2^64
+    addresses, and fill the rate limiter's memory with their counters. An IPv4 address
+    written as IPv6 (``::ffff:192.0.2.1``) is the IPv4 client. Anything that is not an
+    address is kept as it is.
+    """
+    if ":" not in address:
+        return address  # IPv4 (or not an address): the common case, without parsing
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
 
 
 def fingerprint(body: str) -> str:

@@ -181,3 +181,26 @@ def test_without_a_body_size_limit_posts_are_still_taken(app, client, reviews):
     run_due_transitions(app, app.extensions["daylight.clock"])
     answer = client.post(f"/api/v1/reviews/{reviews['open']}/comments", json={"body": "Hi"})
     assert answer.status_code == 201
+
+
+def test_an_ipv6_client_has_one_budget_for_its_whole_network(app, client, reviews,
+                                                           route_calls):
+    """One subscriber picks its IPv6 addresses at will inside its /64: a new address is not
+    a new budget. Another /64 is another client; an IPv4 address written as IPv6 is the
+    IPv4 client."""
+    assert run_due_transitions(app, app.extensions["daylight.clock"]).opened == [
+        reviews["open"]]
+    url = f"/api/v1/reviews/{reviews['open']}/comments"
+
+    def post_from(address: str, number: int) -> int:
+        return client.post(url, json={"body": f"Comment {number}"},
+                           environ_base={"REMOTE_ADDR": address}).status_code
+
+    home = [f"2001:db8:5:7:{index:x}::{index + 1:x}" for index in range(6)]
+    assert [post_from(address, n) for n, address in enumerate(home)] == [201] * 5 + [429]
+    assert post_from("2001:db8:5:8::1", 6) == 201  # the next /64: another subscriber
+    assert [post_from(address, 7 + n) for n, address in enumerate(
+        ["198.51.100.7"] * 5 + ["::ffff:198.51.100.7"])] == [201] * 5 + [429]
+    comments, events = stored(app)
+    assert len(comments) == events == 11
+    assert route_calls == ([] if app.config["COMMENT_FAST_PATH"] else [url] * 13)

@@ -205,6 +205,31 @@ def test_anyone_can_flag_and_a_flag_counts_once_per_client(client, open_review, 
     assert listed[0]["flag_count"] == 1
 
 
+def test_a_flag_counts_once_per_ipv6_network(client, open_review, reviewer):
+    """Addresses of one /64 are one client's: flagging again from a new one adds nothing."""
+    receipt = post(client, open_review).get_json()
+    for address in ("2001:db8:9:1::1", "2001:db8:9:1:a:b:c:d", "2001:db8:9:2::1"):
+        response = client.post(f"/api/v1/comments/{receipt['id']}/flag", json={},
+                               environ_base={"REMOTE_ADDR": address})
+        assert response.status_code == 202
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments",
+                        headers=reviewer).get_json()["items"]
+    assert listed[0]["flag_count"] == 2
+
+
+@pytest.mark.parametrize(("address", "network"), [
+    ("192.0.2.1", "192.0.2.1"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2::9", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.1", "192.0.2.1"),
+    ("fe80::1%eth0", "fe80::/64"),
+    ("not an address", "not an address"),
+])
+def test_the_client_an_address_stands_for(address, network):
+    assert services.client_network(address) == network
+    assert services.client_key("secret", address) == services.client_key("secret", network)
+
+
 def test_the_csv_has_no_emails_and_defuses_formulas(client, open_review):
     post(client, open_review, body='=HYPERLINK("http://evil.example","click")', email=EMAIL)
     response = client.get(f"/api/v1/reviews/{open_review['id']}/comments.csv")
