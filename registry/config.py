@@ -9,6 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse_many
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and how to fix it."""
@@ -22,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     # Commenters' emails are kept only to answer them during the review.
     "COMMENT_EMAIL_RETENTION_DAYS": 30,
     "COMMENT_RATE_LIMIT": "10 per minute;100 per hour",
+    # Flags per client: anyone may report a comment, and each report is a stored row.
+    "FLAG_RATE_LIMIT": "30 per minute;300 per hour",
     "RATELIMIT_ENABLED": True,
     # Where the comment budget is counted. memory:// counts in each web process, so with
     # several processes each allows the whole budget; a redis:// URL shares one count.
@@ -58,6 +62,18 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _check_rate_limit(key: str, value: Any) -> None:
+    # flask-limiter logs a limit it cannot read and then enforces none: a typo in the
+    # setting would quietly take every resident's budget away.
+    try:
+        parse_many(str(value))
+    except ValueError:
+        raise ConfigError(
+            f"DAYLIGHT_{key} {str(value)!r} is not a rate limit: use limits such as "
+            "'10 per minute;100 per hour' (an amount, 'per', a unit of time; ';' between "
+            "limits)") from None
+
+
 def under_gunicorn() -> bool:
     """Whether this process is a gunicorn server (where a random secret would differ per worker)."""
     return "gunicorn" in os.environ.get("SERVER_SOFTWARE", "") or "gunicorn.app" in sys.modules
@@ -72,7 +88,8 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
         settings["DATABASE_URL"] = env["DATABASE_URL"]
     for key in (
         "SECRET_KEY", "PUBLIC_URL", "TIMEZONE", "WEBHOOK_ALLOW_PRIVATE", "COMMENT_MODERATION",
-        "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_RATE_LIMIT", "WEBHOOK_CONCURRENCY",
+        "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_RATE_LIMIT", "FLAG_RATE_LIMIT",
+        "WEBHOOK_CONCURRENCY",
         "READ_CACHE", "COMMENT_FAST_PATH", "RATELIMIT_STORAGE_URI", "TRUSTED_PROXIES",
     ):
         value = env.get(f"DAYLIGHT_{key}")
@@ -103,6 +120,8 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
             f"DAYLIGHT_TIMEZONE {settings['TIMEZONE']!r} is not a known time zone "
             "(use a name such as 'America/Los_Angeles')"
         ) from None
+    for key in ("COMMENT_RATE_LIMIT", "FLAG_RATE_LIMIT"):
+        _check_rate_limit(key, settings[key])
     scheme = urlsplit(str(settings["RATELIMIT_STORAGE_URI"])).scheme
     if scheme not in RATE_LIMIT_STORES:
         # The scheme only: the URL may hold a password.

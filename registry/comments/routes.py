@@ -69,6 +69,16 @@ comment_limit = limiter.shared_limit(comment_rate_limit, scope=COMMENT_LIMIT_SCO
                                      key_func=request_client_key, methods=["POST"])
 
 
+def flag_rate_limit() -> str:
+    """The configured limit on flags per client."""
+    return str(current_app.config["FLAG_RATE_LIMIT"])
+
+
+#: Anyone may flag a comment and each flag is a stored row, so flags have a budget too.
+flag_limit = limiter.shared_limit(flag_rate_limit, scope="flags",
+                                  key_func=request_client_key, methods=["POST"])
+
+
 def receipt(comment: Comment | PostedComment, review: ReviewPeriod) -> dict[str, Any]:
     """The author's receipt."""
     return {"id": comment.id, "tracking_number": comment.tracking_number,
@@ -180,6 +190,7 @@ def publish(comment_id: str) -> dict[str, Any]:
 
 
 @blp.route("/comments/<comment_id>/flag", methods=["POST"])
+@flag_limit
 @blp.arguments(FlagIn)
 @blp.response(202, CommentOut)
 def flag(fields: dict[str, Any], comment_id: str) -> dict[str, Any]:

@@ -217,6 +217,26 @@ def test_a_flag_counts_once_per_ipv6_network(client, open_review, reviewer):
     assert listed[0]["flag_count"] == 2
 
 
+def test_flags_are_rate_limited_per_client(app, client, open_review, reviewer):
+    app.config["FLAG_RATE_LIMIT"] = "2 per minute"
+    receipt = post(client, open_review).get_json()
+    url = f"/api/v1/comments/{receipt['id']}/flag"
+    answers = [client.post(url, json={}, environ_base={"REMOTE_ADDR": f"2001:db8:7:{n}::1"})
+               for n in (1, 1, 1)]
+    assert [answer.status_code for answer in answers] == [202, 202, 429]
+    assert answers[2].mimetype == "application/problem+json"
+    assert int(answers[2].headers["Retry-After"]) > 0
+    assert client.post(url, json={}, environ_base={"REMOTE_ADDR": "2001:db8:7:2::1"}
+                       ).status_code == 202
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments",
+                        headers=reviewer).get_json()["items"]
+    assert listed[0]["flag_count"] == 2  # the refused flag was not stored
+    # Flags have a budget of their own: commenting is not spent by flagging.
+    app.config["COMMENT_RATE_LIMIT"] = "1 per minute"
+    assert client.post(f"/api/v1/reviews/{open_review['id']}/comments", json={"body": "Hi"},
+                       environ_base={"REMOTE_ADDR": "2001:db8:7:1::1"}).status_code == 201
+
+
 @pytest.mark.parametrize(("address", "network"), [
     ("192.0.2.1", "192.0.2.1"),
     ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),

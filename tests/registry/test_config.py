@@ -14,7 +14,9 @@ def test_defaults_and_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("DAYLIGHT_TIMEZONE", "America/Los_Angeles")
     monkeypatch.setenv("DAYLIGHT_WEBHOOK_ALLOW_PRIVATE", "1")
     monkeypatch.setenv("DAYLIGHT_COMMENT_MODERATION", "pre")
+    monkeypatch.setenv("DAYLIGHT_FLAG_RATE_LIMIT", "5/minute")
     app = create_app()
+    assert app.config["FLAG_RATE_LIMIT"] == "5/minute"
     assert app.config["DATABASE_URL"].endswith("x.db")
     assert app.config["PUBLIC_URL"] == "https://daylight.example.gov"
     assert app.config["TIMEZONE"] == "America/Los_Angeles"
@@ -33,6 +35,11 @@ def test_the_default_database_is_sqlite_in_the_instance_folder(monkeypatch):
     ("DAYLIGHT_TIMEZONE", "Mars/Olympus", "time zone"),
     ("DAYLIGHT_COMMENT_MODERATION", "sometimes", "'post' or 'pre'"),
     ("DAYLIGHT_PUBLIC_URL", "daylight.example.gov", "http"),
+    # flask-limiter would log these and then limit nothing.
+    ("DAYLIGHT_COMMENT_RATE_LIMIT", "ten per minute",
+     "DAYLIGHT_COMMENT_RATE_LIMIT 'ten per minute' is not a rate limit"),
+    ("DAYLIGHT_COMMENT_RATE_LIMIT", "10 per fortnight", "not a rate limit"),
+    ("DAYLIGHT_FLAG_RATE_LIMIT", "10 per minute;", "DAYLIGHT_FLAG_RATE_LIMIT"),
 ])
 def test_bad_settings_are_refused_with_a_clear_message(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
