@@ -79,9 +79,17 @@ def end_session(app: Any, pid: int) -> None:
     with engine(app).connect() as admin:
         admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         admin.commit()
-        wait_until(lambda: not admin.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-        ).scalar(), 10, "the backend to end")
+
+        def ended() -> bool:
+            # One transaction a look: PostgreSQL reads pg_stat_activity once a transaction
+            # and answers from that snapshot after, so a session still ending at the first
+            # look would seem alive for the rest of the transaction.
+            alive = admin.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                                  {"pid": pid}).scalar()
+            admin.rollback()
+            return not alive
+
+        wait_until(ended, 10, "the backend to end")
 
 
 def lose_next_commit(app: Any, monkeypatch: pytest.MonkeyPatch, *, committed: bool,
