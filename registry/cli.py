@@ -56,10 +56,11 @@ def _freeze_what_start_made() -> None:
     first one (about half a minute in) took 45–70 ms on a slow machine, a pause for every
     thread, webhook senders included, while a period's webhooks were going out
     (docs/performance.md). Frozen, they are never walked: they live as long as the process.
+    No collection first: it would be that same pause, now, while the worker sends what it
+    opened on starting; the little garbage frozen with them is never freed.
     """
     import gc
 
-    gc.collect()  # what start made and dropped is freed, not frozen
     gc.freeze()
 
 
