@@ -50,8 +50,10 @@ def _init_http(app: Flask) -> None:
     from registry import cache, cli, errors, health, inputs
     from registry.api import DaylightApi
     from registry.comments import fast_post, summaries
+    from registry.config import check_rate_limits
     from registry.extensions import csrf, limiter
 
+    check_rate_limits(app.config)
     inputs.init_app(app)  # first: no other hook sees text the database cannot store
     cache.init_app(app)
     summaries.init_app(app)

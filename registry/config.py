@@ -9,8 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from limits import parse_many
-
 
 class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and how to fix it."""
@@ -45,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,
 }
 
+#: Settings that are rate limits, in flask-limiter's syntax (``check_rate_limits``).
+RATE_LIMIT_KEYS = ("COMMENT_RATE_LIMIT", "FLAG_RATE_LIMIT")
 #: Rate-limit stores with their driver installed (``limits`` knows more, e.g. memcached).
 RATE_LIMIT_STORES = ("memory", "redis", "rediss", "redis+unix")
 #: More proxies than this in a chain is a mistake in the setting, not a deployment.
@@ -62,16 +62,23 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _check_rate_limit(key: str, value: Any) -> None:
-    # flask-limiter logs a limit it cannot read and then enforces none: a typo in the
-    # setting would quietly take every resident's budget away.
-    try:
-        parse_many(str(value))
-    except ValueError:
-        raise ConfigError(
-            f"DAYLIGHT_{key} {str(value)!r} is not a rate limit: use limits such as "
-            "'10 per minute;100 per hour' (an amount, 'per', a unit of time; ';' between "
-            "limits)") from None
+def check_rate_limits(settings: dict[str, Any]) -> None:
+    """Refuse rate limits that cannot be read (``ConfigError``).
+
+    flask-limiter logs a limit it cannot read and then enforces none: a typo in the setting
+    would quietly take every resident's budget away. Checked by the web app only, which
+    counts them: ``limits`` costs a restarting worker a tenth of a second to import.
+    """
+    from limits import parse_many
+
+    for key in RATE_LIMIT_KEYS:
+        try:
+            parse_many(str(settings[key]))
+        except ValueError:
+            raise ConfigError(
+                f"DAYLIGHT_{key} {str(settings[key])!r} is not a rate limit: use limits such "
+                "as '10 per minute;100 per hour' (an amount, 'per', a unit of time; ';' "
+                "between limits)") from None
 
 
 def under_gunicorn() -> bool:
@@ -120,8 +127,6 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
             f"DAYLIGHT_TIMEZONE {settings['TIMEZONE']!r} is not a known time zone "
             "(use a name such as 'America/Los_Angeles')"
         ) from None
-    for key in ("COMMENT_RATE_LIMIT", "FLAG_RATE_LIMIT"):
-        _check_rate_limit(key, settings[key])
     scheme = urlsplit(str(settings["RATELIMIT_STORAGE_URI"])).scheme
     if scheme not in RATE_LIMIT_STORES:
         # The scheme only: the URL may hold a password.

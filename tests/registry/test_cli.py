@@ -70,7 +70,7 @@ import registry.worker.jobs as jobs
 from registry.cli import main
 
 def report(app, clock):
-    late = ("flask_limiter", "flask_smorest", "marshmallow", "registry.comments",
+    late = ("flask_limiter", "limits", "flask_smorest", "marshmallow", "registry.comments",
             "registry.pages", "registry.webhook_endpoints", "apscheduler",
             "webhooks.sender", "webhooks.transport")
     print(json.dumps(sorted(m for m in sys.modules if m.startswith(late))))
