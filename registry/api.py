@@ -105,6 +105,11 @@ def whole_list(items: list[Any]) -> dict[str, Any]:
     return {"items": items, "next_cursor": None}
 
 
+#: The longest cursor read. Each encodes one id (ids are at most 100 ASCII characters) or
+#: one ``seq``: about 140 characters at most.
+MAX_CURSOR_LENGTH = 512
+
+
 def encode_cursor(value: Any) -> str:
     """An opaque cursor for the last item of a page."""
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
@@ -114,10 +119,14 @@ def decode_cursor(cursor: str | None, kind: type[T]) -> T | None:
     """The value inside a cursor, or a 422 naming ``cursor`` when it is not one of ours."""
     if cursor is None:
         return None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        value = None
+    value: Any = None
+    # Ours encode one id or seq, well under this; a longer one is made by hand, and could
+    # nest JSON deep enough to exhaust the parser's recursion (a 500).
+    if len(cursor) <= MAX_CURSOR_LENGTH:
+        try:
+            value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+            value = None
     # A cursor is only base64 of JSON: one made by hand could hold what no list gives out
     # and the database cannot take (text with a NUL, a number past the log's last seq).
     if (not isinstance(value, kind) or isinstance(value, bool)

@@ -76,7 +76,7 @@ class CommentPosts:
         body = environ["wsgi.input"].read(length)
         try:
             parsed = json.loads(body)
-            if has_unstorable(parsed):  # a NUL or a lone surrogate: registry.inputs says so
+            if has_unstorable(parsed):  # e.g. a NUL: registry.inputs says why
                 raise ValueError("unstorable text")
             fields = self.schema.load(parsed)
         except (ValueError, RecursionError, ValidationError):  # JSON errors are ValueErrors

@@ -1,5 +1,6 @@
-"""Text no database can store (NUL, lone surrogates) and numbers past the log are refused
-with a 4xx that names the field, on both databases, and nothing is written.
+"""Text no database can store (NUL, lone surrogates) or no feed can carry (other control
+characters), numbers past the log, and JSON Python's parsers give up on are refused with a
+4xx that names the field, on both databases, and nothing is written.
 
 Before, each of these was a 500: PostgreSQL refuses a NUL in text, neither driver encodes
 a lone surrogate, and neither database takes an ``after`` past its integers.
@@ -18,10 +19,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from registry.api import MAX_CURSOR_LENGTH
 from registry.comments.models import Comment
 from registry.database import engine
 from registry.events.models import MAX_SEQ, Event
-from registry.inputs import MAX_JSON_DEPTH, NUL_MESSAGE, SURROGATE_MESSAGE
+from registry.inputs import CONTROL_MESSAGE, MAX_JSON_DEPTH, NUL_MESSAGE, SURROGATE_MESSAGE
 from registry.technologies.models import Technology
 from registry.worker.jobs import run_due_transitions
 from tests.conftest import technology_fields
@@ -70,7 +72,10 @@ def invalid(response: Any, field: str, message: str) -> None:
 @pytest.mark.parametrize("field", ["body", "display_name", "neighborhood"])
 @pytest.mark.parametrize(("escape", "message"), [("\\u0000", NUL_MESSAGE),
                                                   ("\\ud800", SURROGATE_MESSAGE),
-                                                  ("\\uDFFF", SURROGATE_MESSAGE)])
+                                                  ("\\uDFFF", SURROGATE_MESSAGE),
+                                                  ("\\u0001", CONTROL_MESSAGE),
+                                                  ("\\u001f", CONTROL_MESSAGE),
+                                                  ("\\uFFFE", CONTROL_MESSAGE)])
 def test_a_comment_with_unstorable_text_is_refused_and_not_stored(
         app: Flask, client: FlaskClient, opened: Opened, field: str, escape: str,
         message: str) -> None:
@@ -95,6 +100,27 @@ def test_nested_and_named_fields_are_named_by_their_path(
     invalid(post_raw(client, "/api/v1/technologies", text, headers=staff), "na\ufffdme",
             NUL_MESSAGE)
     assert rows(app, Technology) == technologies
+
+
+def test_tab_line_feed_and_carriage_return_are_text_and_kept(
+        client: FlaskClient, opened: Opened) -> None:
+    body = "First point:\tretention.\r\nSecond point:\n\tsharing."
+    response = client.post(f"/api/v1/reviews/{opened.review_id}/comments", json={"body": body})
+    assert response.status_code == 201, response.get_json()
+    listed = client.get(f"/api/v1/reviews/{opened.review_id}/comments").get_json()["items"]
+    assert [c["body"] for c in listed] == [body]
+
+
+def test_a_query_with_a_control_character_is_refused_and_a_line_feed_is_not(
+        client: FlaskClient) -> None:
+    invalid(client.get("/api/v1/technologies?q=cam%01era"), "q", CONTROL_MESSAGE)
+    invalid(client.get("/api/v1/technologies?q=cam%1Fera"), "q", CONTROL_MESSAGE)
+    invalid(client.get("/api/v1/technologies?q=cam%EF%BF%BEera"), "q", CONTROL_MESSAGE)
+    assert client.get("/api/v1/technologies?q=cam%0Aera").status_code == 200
+    # The feed's own parameter too: it was a 500 (XML cannot hold the character).
+    feed = client.get("/feeds/events.atom?technology=tec_%01")
+    assert feed.status_code == 400  # as for a page: a feed reader is no API client
+    assert "cannot be stored" in feed.get_data(as_text=True)
 
 
 def test_an_escaped_backslash_before_u0000_is_plain_text_and_kept(
@@ -174,6 +200,56 @@ def test_a_hand_made_cursor_the_database_cannot_take_is_refused(
     assert response.status_code == 422
     assert response.get_json()["errors"] == {
         "cursor": ["Not a valid cursor; use next_cursor from a page."]}
+
+
+@pytest.mark.parametrize("url", ["/api/v1/departments", "/api/v1/technologies",
+                                 "/api/v1/reviews", "/api/v1/events"])
+@pytest.mark.parametrize("made", ["nested", "long"])
+def test_a_cursor_too_deep_or_too_long_to_be_ours_is_refused_not_a_server_error(
+        client: FlaskClient, url: str, made: str) -> None:
+    # Base64 of 1,100 opening brackets: 1,467 characters, in a normal request line. Python's
+    # parser gave up on it with a RecursionError, a 500 on every list.
+    inside = "[" * 1100 if made == "nested" else json.dumps("x" * MAX_CURSOR_LENGTH)
+    cursor = base64.urlsafe_b64encode(inside.encode()).decode().rstrip("=")
+    assert len(cursor) > MAX_CURSOR_LENGTH
+    response = client.get(f"{url}?cursor={cursor}")
+    assert response.status_code == 422, response.get_data(as_text=True)[:200]
+    assert response.mimetype == PROBLEM
+    assert list(response.get_json()["errors"]) == ["cursor"]
+
+
+def test_a_page_link_with_a_cursor_too_deep_says_so_or_starts_over(
+        client: FlaskClient, opened: Opened) -> None:
+    cursor = base64.urlsafe_b64encode(b"[" * 1100).decode().rstrip("=")
+    page = client.get(f"/technologies?after={cursor}")
+    assert page.status_code == 400
+    assert page.mimetype == "text/html"
+    assert "not one this site made" in page.get_data(as_text=True)
+    # The technology page shows the first page of comments for a link it did not make.
+    page = client.get(f"/technologies/{opened.technology_id}?comments_after={cursor}")
+    assert page.status_code == 200
+
+
+def test_a_json_number_past_pythons_digit_limit_is_a_400_not_a_server_error(
+        app: Flask, client: FlaskClient, opened: Opened, staff: dict[str, str]) -> None:
+    huge = "9" * 5000
+    technologies, comments = rows(app, Technology), rows(app, Comment)
+    text = json.dumps(technology_fields())[:-1] + f', "retention_days": {huge}}}'
+    for response in (post_raw(client, "/api/v1/technologies", text, headers=staff),
+                     # the comment post's fast path hands it to Flask
+                     post_raw(client, f"/api/v1/reviews/{opened.review_id}/comments",
+                              f'{{"body": "x", "position": {huge}}}')):
+        assert response.status_code == 400, response.get_data(as_text=True)[:200]
+        assert response.mimetype == PROBLEM
+        assert "a number of more than 4300 digits" in response.get_json()["detail"]
+    assert (rows(app, Technology), rows(app, Comment)) == (technologies, comments)
+    # A long body without such a number is read as any other (the check parses it once).
+    long = client.post(f"/api/v1/reviews/{opened.review_id}/comments",
+                       json={"body": "Retention. " * 900})
+    assert long.status_code == 201, long.get_json()
+    wrong = post_raw(client, "/api/v1/technologies", '{"name": "' + "x" * 5000 + '"',
+                     headers=staff)
+    assert wrong.status_code == 400
 
 
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 990, 100_000])
