@@ -2,7 +2,8 @@
 
 Every change to public data appends an event in the same transaction, so the log's last
 ``seq`` is a version number for everything the public can read: a response built at seq N
-stays right until seq moves. Requests with a token are never cached (they may see drafts,
+stays right until seq moves. (The reads of the two kinds of change that append none are
+never cached: ``_UNVERSIONED``.) Requests with a token are never cached (they may see drafts,
 held comments or emails).
 
 Hits are answered by a WSGI middleware in front of Flask (``CachedReads``): a hit costs a
@@ -76,6 +77,11 @@ class PublicReadCache:
 #: Served from memory already; they do not depend on the database.
 _STATIC = frozenset({"/api/v1/docs", "/api/v1/openapi.json"})
 _PREFIX = "/api/v1/"
+#: Reads of data that can change without an event, so the log's head is no version of them:
+#: a department is added without one (departments are not in the contract's events), and
+#: a held comment is hidden without one (it was never public), which changes the status
+#: its author's receipt shows. Both are read rarely; they always go to the database.
+_UNVERSIONED = ("/api/v1/departments", "/api/v1/comments/")
 _SEQ_KEY = "daylight.cache_seq"
 
 StartResponse = Callable[..., Any]
@@ -85,7 +91,8 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 def _cacheable(environ: dict[str, Any]) -> bool:
     path = environ.get("PATH_INFO", "")
     return (environ.get("REQUEST_METHOD") == "GET" and path.startswith(_PREFIX)
-            and "HTTP_AUTHORIZATION" not in environ and path not in _STATIC)
+            and "HTTP_AUTHORIZATION" not in environ and path not in _STATIC
+            and not path.startswith(_UNVERSIONED))
 
 
 def _key(environ: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from registry.database import db
 from registry.errors import Invalid
 from registry.events.catalog import EVENT_TYPES
 from registry.events.models import MAX_SEQ
-from registry.events.services import event_message, list_events
+from registry.events.services import event_message, list_events, withheld_comments
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1",
                 description="The append-only log of every change of state.")
@@ -63,7 +63,9 @@ def events(args: dict[str, Any]) -> dict[str, Any]:
     after = decode_cursor(args["cursor"], int)
     start = max(args["after"], after or 0)
     items = list_events(db(), after=start, types=types, limit=args["limit"] + 1)
-    return paged(items, args["limit"], key=lambda e: e.seq, dump=event_message)
+    withheld = withheld_comments(db(), items)
+    return paged(items, args["limit"], key=lambda e: e.seq,
+                 dump=lambda event: event_message(event, withheld))
 
 
 @blp.route("/event-types")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -145,12 +145,50 @@ def subject_events(session: Session, subjects: Sequence[tuple[str, str]], *,
     return found[:limit]
 
 
-def event_message(event: Event) -> dict[str, Any]:
-    """The public form of an event, as served by the API and feeds."""
+#: What a ``comment.published`` event no longer shows once a reviewer has hidden the comment:
+#: the fields its public record shows as null (``registry.comments.services.public_comment``).
+WITHHELD_FIELDS = ("display_name", "neighborhood", "position", "body")
+
+
+def withheld_comments(session: Session, events: Iterable[Event]) -> frozenset[str]:
+    """The ids of the comments that ``events`` publish and that are hidden now.
+
+    The log is append-only, so a ``comment.published`` event keeps the comment as it was
+    published. Hidden, the comment "leaves public view" (a reviewer hides doxxing or abuse):
+    the log, the feed and every other public reading of an event show it as its own
+    record does, without its text, name, neighbourhood or position. Webhooks already sent
+    cannot be called back; partners receive ``comment.hidden`` and are asked to do the same.
+    """
+    ids = {str(comment["id"]) for event in events if event.type == "comment.published"
+           and isinstance(comment := (event.data or {}).get("comment"), dict)
+           and comment.get("id")}
+    if not ids:
+        return frozenset()
+    from registry.comments.models import Comment, CommentStatus
+
+    return frozenset(session.execute(
+        select(col(Comment.id)).where(col(Comment.id).in_(sorted(ids)),
+                                      col(Comment.status) == CommentStatus.HIDDEN.value)
+    ).scalars())
+
+
+def public_data(event: Event, withheld: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The event's ``data`` as the public may read it now (``withheld_comments``)."""
+    data: dict[str, Any] = event.data
+    comment = data.get("comment") if event.type == "comment.published" else None
+    if isinstance(comment, dict) and comment.get("id") in withheld:
+        # New dicts: the event row itself is never changed.
+        return {**data, "comment": {**comment, **dict.fromkeys(WITHHELD_FIELDS)}}
+    return data
+
+
+def event_message(event: Event, withheld: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The public form of an event, as served by the API and feeds (the comments in
+    ``withheld`` shown as hidden: ``withheld_comments``)."""
     return {
         "id": event.id,
         "seq": event.seq,
         "type": event.type,
         "timestamp": event.timestamp,
-        "data": event.data,
+        "data": public_data(event, withheld),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from feedgen.feed import FeedGenerator
 from flask import Blueprint, Response, current_app, request
@@ -14,7 +14,8 @@ from sqlmodel import col
 
 from registry.clock import now
 from registry.database import db
-from registry.events.services import list_events
+from registry.events.services import list_events, public_data, withheld_comments
+from registry.inputs import xml_safe
 from registry.pages.present import (
     REVIEW_STATUS_LABELS,
     describe_event,
@@ -51,7 +52,7 @@ def events() -> Response:
     feed = FeedGenerator()
     self_url = page_url("/feeds/events.atom")
     if technology_id:
-        self_url += f"?technology={technology_id}"
+        self_url += f"?technology={quote(technology_id, safe='')}"
     feed.id(self_url)
     feed.title("Daylight: the city's surveillance technology registry")
     feed.subtitle("Every submission, assessment, review, comment period and decision.")
@@ -60,12 +61,16 @@ def events() -> Response:
     feed.link(href=page_url("/"), rel="alternate", type="text/html")
     feed.language("en")
     feed.updated(found[0].timestamp if found else now())
+    withheld = withheld_comments(db(), found)
     # feedgen prepends by default; append keeps the log's newest-first order.
     for event in found:
+        data = public_data(event, withheld)
         entry = feed.add_entry(order="append")
         entry.id(f"tag:{_host()},2026:{event.id}")
-        entry.title(describe_event(event.type, event.data))
-        entry.link(href=event_link(event.data) or page_url("/"), rel="alternate")
+        # XML cannot hold a control character: one kept from a page's form, or stored
+        # before JSON refused them, would fail the whole feed (registry.inputs).
+        entry.title(xml_safe(describe_event(event.type, data)))
+        entry.link(href=event_link(data) or page_url("/"), rel="alternate")
         entry.updated(event.timestamp)
         entry.published(event.timestamp)
         entry.category(term=event.type)

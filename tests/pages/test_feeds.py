@@ -32,6 +32,30 @@ def test_the_atom_feed_lists_public_events_newest_first_with_links(client, open_
     assert stamps == sorted(stamps, reverse=True)
 
 
+def test_a_control_character_kept_from_the_form_leaves_the_feed_readable(
+        app, client, open_review, post_form):
+    # A resident's pasted text keeps an invisible control character on the page's form
+    # (the API refuses it); XML cannot hold one, and it made the feed a 500 for everyone.
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from registry.comments.models import Comment
+    from registry.database import engine
+
+    technology, review = open_review()
+    response = post_form(technology["id"], review["id"], body="Point one.\x0cPoint two.",
+                         display_name="Bob\x01 Lee")
+    assert response.status_code in (200, 303), response.get_data(as_text=True)[:300]
+    with Session(engine(app)) as session:
+        stored = session.execute(select(Comment)).scalars().one()
+    assert (stored.display_name, stored.body) == ("Bob\x01 Lee", "Point one.\x0cPoint two.")
+    response = client.get("/feeds/events.atom")
+    assert response.status_code == 200
+    feed = feedparser.parse(response.get_data())
+    assert not feed.bozo, feed.bozo_exception
+    assert feed.entries[0].title == "Bob Lee commented on a review."
+
+
 def test_the_atom_feed_can_follow_one_technology(client, make_technology, open_review):
     technology, _ = open_review()
     other = make_technology(submit=True, name="Drones")

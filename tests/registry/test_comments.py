@@ -173,6 +173,19 @@ def test_pre_moderation_holds_comments_until_a_reviewer_publishes(app, client, o
         == "published"
 
 
+def test_a_held_comment_hidden_shows_hidden_on_its_receipt_at_once(app, client, open_review,
+                                                                   reviewer):
+    # Hiding a held comment appends no event (it was never public), so the log's head is
+    # no version of its receipt: a cached "held" would be shown for as long as it stayed put.
+    app.config["COMMENT_MODERATION"] = "pre"
+    receipt = post(client, open_review).get_json()
+    url = f"/api/v1/comments/{receipt['tracking_number']}"
+    assert [client.get(url).get_json()["status"] for _ in range(2)] == ["held", "held"]
+    assert client.post(f"/api/v1/comments/{receipt['id']}/hide", json={"reason": "Spam."},
+                       headers=reviewer).status_code == 200
+    assert client.get(url).get_json()["status"] == "hidden"
+
+
 def test_hiding_keeps_the_reason_public(client, open_review, reviewer):
     receipt = post(client, open_review, body="My neighbour at 12 Elm St is a criminal").get_json()
     response = client.post(f"/api/v1/comments/{receipt['id']}/hide",
@@ -192,6 +205,46 @@ def test_hiding_keeps_the_reason_public(client, open_review, reviewer):
     blank = client.post(f"/api/v1/comments/{receipt['id']}/hide", json={"reason": " "},
                         headers=reviewer)
     assert blank.status_code == 422
+
+
+def test_a_hidden_comment_leaves_the_event_log_and_the_feed_until_it_is_restored(
+        client, open_review, reviewer):
+    # The log keeps its comment.published event (append-only), but what the public reads of
+    # it follows the comment: hidden, its words, name, neighbourhood and position are gone.
+    receipt = post(client, open_review, body="My neighbour at 12 Elm St is a criminal",
+                   display_name="Dana Q", neighborhood="Elm Park", position="oppose").get_json()
+    kept = post(client, open_review, body="Please keep footage 30 days.",
+                display_name="Sam").get_json()
+    published = public_events(client, type="comment.published")
+    assert published[0]["data"]["comment"]["body"] == "My neighbour at 12 Elm St is a criminal"
+    assert "Dana Q" in client.get("/feeds/events.atom").get_data(as_text=True)
+    assert client.post(f"/api/v1/comments/{receipt['id']}/hide",
+                       json={"reason": "Contained a home address."},
+                       headers=reviewer).status_code == 200
+
+    withheld, other = public_events(client, type="comment.published")
+    assert withheld["id"] == published[0]["id"] and withheld["seq"] == published[0]["seq"]
+    assert withheld["data"]["comment"] == {
+        **published[0]["data"]["comment"],
+        "display_name": None, "neighborhood": None, "position": None, "body": None}
+    assert other["data"]["comment"]["id"] == kept["id"]
+    assert other["data"]["comment"]["body"] == "Please keep footage 30 days."
+    whole = client.get("/api/v1/events?limit=200").get_data(as_text=True)
+    for words in ("12 Elm", "Dana Q", "Elm Park"):
+        assert words not in whole
+    feed = client.get("/feeds/events.atom")
+    assert feed.status_code == 200
+    text = feed.get_data(as_text=True)
+    assert "Dana Q" not in text and "A resident commented on a review." in text
+    assert "Sam commented on a review." in text
+
+    # Restored, it is public again, and so is what its event says.
+    assert client.post(f"/api/v1/comments/{receipt['id']}/publish",
+                       headers=reviewer).status_code == 200
+    events = public_events(client, type="comment.published")
+    assert [e["data"]["comment"]["body"] for e in events] == [
+        "My neighbour at 12 Elm St is a criminal", "Please keep footage 30 days.",
+        "My neighbour at 12 Elm St is a criminal"]
 
 
 def test_anyone_can_flag_and_a_flag_counts_once_per_client(client, open_review, reviewer):

@@ -39,6 +39,20 @@ def test_the_etag_answers_304_until_something_changes(client, make_technology):
     assert changed.headers["ETag"] != etag
 
 
+def test_a_department_added_shows_at_once_though_it_appends_no_event(client, token):
+    # Departments are not in the contract's events, so adding one leaves the log's head put:
+    # their list is never cached, nor tagged with the head.
+    admin = token("admin")
+    assert client.post("/api/v1/departments", json={"slug": "parks", "name": "Parks"},
+                       headers=admin).status_code == 201
+    first = client.get("/api/v1/departments")
+    assert "ETag" not in first.headers
+    assert client.post("/api/v1/departments", json={"slug": "fire", "name": "Fire"},
+                       headers=admin).status_code == 201
+    assert [d["slug"] for d in client.get("/api/v1/departments").get_json()["items"]] == [
+        "parks", "fire"]
+
+
 def test_a_staff_read_is_never_cached_for_the_public(client, staff, make_technology):
     make_technology(name="A private draft")
     as_staff = client.get("/api/v1/technologies", headers=staff).get_json()["items"]
