@@ -167,4 +167,16 @@ def test_a_partner_cannot_see_or_touch_another_partners_endpoint(client, world, 
                          ("POST", f"/api/v1/webhook-deliveries/{world['ids']['delivery']}/retry")]:
         response = client.open(path, method=method, json={}, headers=other)
         assert response.status_code == 404, (method, path)
+        # Nothing in the answer says the thing exists, or names what it belongs to.
+        if "webhook-deliveries" in path:
+            assert endpoint not in response.get_data(as_text=True)
+            absent = client.post("/api/v1/webhook-deliveries/whd_nosuchdelivery/retry",
+                                 headers=other)
+            assert response.get_json()["detail"] == absent.get_json()["detail"].replace(
+                "whd_nosuchdelivery", world["ids"]["delivery"])
     assert client.get("/api/v1/webhook-endpoints", headers=other).get_json()["items"] == []
+    # The owner still retries it.
+    retried = client.post(f"/api/v1/webhook-deliveries/{world['ids']['delivery']}/retry",
+                          headers=world["headers"]["partner"])
+    assert retried.status_code == 202, retried.get_json()
+    assert retried.get_json()["id"] == world["ids"]["delivery"]
