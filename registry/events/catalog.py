@@ -155,12 +155,15 @@ EVENT_TYPES: dict[str, EventType] = {
         subject="review",
     ),
     "comment.published": EventType(
-        "A resident's comment was published (never with its author's email).",
+        "A resident's comment was published (never with its author's email). Once a "
+        "reviewer hides it, the event log and the feed show this event without the "
+        "comment's words, name, neighbourhood and position.",
         {"comment": _COMMENT, "review": {"id": _REVIEW["id"], "url": _REVIEW["url"]}},
         subject="comment",
     ),
     "comment.hidden": EventType(
-        "A reviewer hid a published comment; the reason stays public.",
+        "A reviewer hid a published comment; the reason stays public. Please take the "
+        "comment out of anything you show, as Daylight does.",
         {
             "comment": {"id": _COMMENT["id"], "review_id": _REVIEW["id"], "url": _COMMENT["url"]},
             "reason": "Contained a resident's home address.",
