@@ -79,8 +79,8 @@ def unstorable(text: str, *, controls: bool = True) -> str | None:
 
 
 def xml_safe(text: str) -> str:
-    """``text`` without the characters XML cannot hold (for feeds of what was stored before
-    they were refused)."""
+    """``text`` without the characters XML cannot hold, for the feed: a page's form keeps
+    them, and text stored before JSON refused them may hold them."""
     return _UNSTORABLE.sub("", text)
 
 
