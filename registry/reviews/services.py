@@ -25,6 +25,9 @@ from registry.technologies.services import snapshot
 from registry.urls import api_url, technology_page
 
 CLOSING_SOON = timedelta(hours=24)
+#: How far in the past a new opening time may be: a client that sends "now" sends a time
+#: that has passed by the time it arrives.
+OPENS_GRACE = timedelta(minutes=5)
 REVIEW_INTERVAL_DAYS = 365
 DECISION_STATUS = {
     "approved": Status.APPROVED,
@@ -132,9 +135,18 @@ def _latest_assessment(session: Session, technology: Technology) -> Assessment |
 def _check_period(
     session: Session, technology: Technology, opens_at: datetime, closes_at: datetime,
     meetings: Sequence[Mapping[str, Any]], override_reason: str | None, now: datetime,
+    *, opens_given: bool = True,
 ) -> Assessment | None:
-    """The checks every schedule and reschedule passes: order, future, minimum, meeting."""
+    """The checks every schedule and reschedule passes: order, future, minimum, meeting,
+    against an assessment that still describes the record (``opens_given``: the opening
+    time was sent, so it must not be past)."""
     errors: dict[str, list[str]] = {}
+    if opens_given and opens_at < now - OPENS_GRACE:
+        # A period cannot have opened before it was scheduled: counted from a past time,
+        # a one-day period "opened" 44 days ago would pass a 45-day minimum.
+        errors["comment_opens_at"] = [
+            "The comment period cannot open in the past; give the time it opens (now, or "
+            "later)."]
     if closes_at <= opens_at:
         errors["comment_closes_at"] = ["The comment period must close after it opens."]
     elif closes_at <= now:
@@ -144,8 +156,18 @@ def _check_period(
             errors[f"meetings.{index}.starts_at"] = [
                 "A meeting must take place while the comment period is open."]
     assessment = _latest_assessment(session, technology)
+    if assessment is not None and assessment.outdated_at is not None:
+        # Its minimum and meeting no longer describe the record (it was edited, or a policy
+        # has a new version): the new assessment may ask for more.
+        raise Conflict(
+            f"The latest assessment is out of date ({assessment.outdated_reason or 'changed'}); "
+            f"assess the technology again (POST /api/v1/technologies/{technology.id}/"
+            "assessments) before scheduling its review.",
+            current_status=technology.status)
     if not errors and assessment is not None and not override_reason:
-        days = (closes_at - opens_at) / timedelta(days=1)
+        # What residents get: from when it opens or, for a period whose opening time has
+        # long passed unopened (a reschedule while the worker was down), from about now.
+        days = (closes_at - max(opens_at, now - OPENS_GRACE)) / timedelta(days=1)
         if days < assessment.min_comment_days:
             errors["comment_closes_at"] = [
                 f"The assessment rates this technology {assessment.risk_tier} risk, which needs "
@@ -211,7 +233,8 @@ def update_review(
         override = review.override_reason
         if "override_reason" in fields:
             override = (fields["override_reason"] or "").strip() or None
-        _check_period(session, technology, opens_at, closes_at, meetings, override, now)
+        _check_period(session, technology, opens_at, closes_at, meetings, override, now,
+                      opens_given="comment_opens_at" in fields)
         review.comment_opens_at, review.comment_closes_at = opens_at, closes_at
         review.meetings = _meetings_json(meetings)
         review.override_reason = override
@@ -220,12 +243,22 @@ def update_review(
         session.flush()
         _append(session, review, "review.rescheduled", now, previous=previous)
         return review
-    if review.status == ReviewStatus.OPEN.value:
+    if review.status == ReviewStatus.OPEN.value and now < review.comment_closes_at:
         return _extend(session, review, fields, now=now)
+    if review.status == ReviewStatus.OPEN.value:
+        raise _closing_passed(review)
     raise Conflict(
         f"This review is {review.status!r}; dates can be moved only while 'scheduled', and "
         "the closing time extended only while 'open'.",
         current_status=review.status, allowed_statuses=["scheduled", "open"])
+
+
+def _closing_passed(review: Review) -> Conflict:
+    """The answer to a change of an open period whose closing time has passed, before the
+    worker closed it: comments are refused already, and its close is on its way."""
+    return Conflict(
+        f"This comment period ended at {_iso(review.comment_closes_at)}; it is being closed "
+        "and can no longer be extended or cancelled.", current_status=review.status)
 
 
 def _meetings_from_json(review: Review) -> list[dict[str, Any]]:
@@ -275,6 +308,8 @@ def cancel_review(session: Session, review: Review, *, reason: str | None,
             f"This review is {review.status!r}; it can be cancelled only before its comment "
             "period closes ('scheduled' or 'open').",
             current_status=review.status, allowed_statuses=["scheduled", "open"])
+    if review.status == ReviewStatus.OPEN.value and now >= review.comment_closes_at:
+        raise _closing_passed(review)
     technology = session.get(Technology, review.technology_id)
     assert technology is not None
     _cancel(session, review, reason=reason, now=now)

@@ -281,3 +281,102 @@ def test_meetings_keep_their_id_when_rescheduled_and_must_end_after_they_start(
                             headers=reviewer)
     assert response.status_code == 422
     assert "meetings.0.ends_at" in response.get_json()["errors"]
+
+
+@pytest.fixture
+def high(client, make_technology) -> dict[str, Any]:
+    """A submitted technology the assessment rates high risk (45 days and a meeting)."""
+    technology = make_technology(submit=True, capabilities=["face_recognition"],
+                                 data_collected=["face_images", "biometric"])
+    assessment = client.get(f"/api/v1/technologies/{technology['id']}").get_json()["assessment"]
+    assert (assessment["min_comment_days"], assessment["meeting_required"]) == (45, True)
+    return technology
+
+
+def test_a_period_cannot_open_in_the_past_to_pass_the_minimum(client, reviewer, high, clock):
+    # Opened "44 days ago" and closing tomorrow, it measured 45 days: residents would have
+    # had one, with no override given or made public.
+    now = clock.now()
+    response = schedule(client, reviewer, high["id"], opens=now - timedelta(days=44), days=45,
+                        meetings=[{"starts_at": iso(now + timedelta(hours=2)), "place": "Hall"}])
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]) == ["comment_opens_at"]
+    assert "cannot open in the past" in response.get_json()["errors"]["comment_opens_at"][0]
+    technology = client.get(f"/api/v1/technologies/{high['id']}").get_json()
+    assert technology["status"] == "submitted" and technology["reviews"] == []
+    assert "review.scheduled" not in types(client)
+    # A client that sends "now" sends a time just past by the time it arrives: that is kept.
+    response = schedule(client, reviewer, high["id"], opens=now - timedelta(minutes=2), days=45)
+    assert response.status_code == 201, response.get_json()
+
+
+def test_a_reschedule_cannot_move_the_opening_into_the_past(client, reviewer, high, clock):
+    review = schedule(client, reviewer, high["id"], opens=clock.now() + timedelta(days=2),
+                      days=45).get_json()
+    now = clock.now()
+    response = client.patch(f"/api/v1/reviews/{review['id']}", headers=reviewer, json={
+        "comment_opens_at": iso(now - timedelta(days=44)),
+        "comment_closes_at": iso(now + timedelta(days=1)),
+        "meetings": [{"starts_at": iso(now + timedelta(hours=2)), "place": "Hall"}]})
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]) == ["comment_opens_at"]
+    assert client.get(f"/api/v1/reviews/{review['id']}").get_json()[
+        "comment_opens_at"] == review["comment_opens_at"]
+    assert "review.rescheduled" not in types(client)
+
+
+def test_a_review_is_scheduled_against_an_assessment_that_describes_the_record(
+        client, reviewer, staff, make_technology, clock):
+    # Edited after its assessment (traffic counts: not high risk), it now recognises faces.
+    from registry.demo import TECHNOLOGIES
+
+    counters = {name: value for name, value in TECHNOLOGIES["counters"].items()
+                if name not in ("submitted_days", "department")}
+    technology = make_technology(submit=True, **counters)
+    assessment = client.get(f"/api/v1/technologies/{technology['id']}").get_json()["assessment"]
+    assert assessment["min_comment_days"] < 45 and not assessment["meeting_required"]
+    edited = client.patch(f"/api/v1/technologies/{technology['id']}", headers=staff,
+                          json={"capabilities": ["face_recognition"],
+                                "data_collected": ["face_images", "biometric"]})
+    assert edited.status_code == 200, edited.get_json()
+    shortest = assessment["min_comment_days"]
+    response = schedule(client, reviewer, technology["id"], opens=clock.now(), days=shortest,
+                        meetings=[])
+    assert response.status_code == 409
+    detail = response.get_json()["detail"]
+    assert "out of date" in detail and f"/technologies/{technology['id']}/assessments" in detail
+    assert "review.scheduled" not in types(client)
+    again = client.post(f"/api/v1/technologies/{technology['id']}/assessments", headers=reviewer)
+    assert again.status_code == 201, again.get_json()
+    assert again.get_json()["min_comment_days"] == 45
+    short = schedule(client, reviewer, technology["id"], opens=clock.now(), days=shortest,
+                     meetings=[])
+    assert short.status_code == 422
+    assert set(short.get_json()["errors"]) == {"comment_closes_at", "meetings"}
+    assert schedule(client, reviewer, technology["id"], opens=clock.now(),
+                    days=45).status_code == 201
+
+
+def test_a_period_past_its_closing_time_is_not_extended_or_cancelled_before_it_closes(
+        app, client, reviewer, review, clock):
+    # The closing time has passed but the worker has not closed the period yet: comments are
+    # refused already, so it must not be reopened by an extension, nor cancelled.
+    clock.advance(days=1)
+    assert run_due_transitions(app, clock).opened == [review["id"]]
+    from datetime import datetime
+
+    closes = datetime.fromisoformat(
+        client.get(f"/api/v1/reviews/{review['id']}").get_json()["comment_closes_at"])
+    clock.set(closes + timedelta(minutes=1))
+    extended = client.patch(f"/api/v1/reviews/{review['id']}", headers=reviewer, json={
+        "comment_closes_at": iso(closes + timedelta(days=7)), "reason": "More time."})
+    assert extended.status_code == 409
+    assert "can no longer be extended or cancelled" in extended.get_json()["detail"]
+    cancelled = client.post(f"/api/v1/reviews/{review['id']}/cancel", headers=reviewer,
+                            json={"reason": "Too late."})
+    assert cancelled.status_code == 409
+    assert client.get(f"/api/v1/reviews/{review['id']}").get_json()["status"] == "open"
+    assert run_due_transitions(app, clock).closed == [review["id"]]
+    assert types(client)[-1] == "comment_period.closed"
+    assert "comment_period.extended" not in types(client)
+    assert "review.cancelled" not in types(client)
