@@ -17,7 +17,14 @@ from registry.departments.services import department_by_id, get_department
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.events.services import append_event
 from registry.ids import new_id
-from registry.technologies.models import EDITABLE, RECORD_FIELDS, UNDECIDED, Status, Technology
+from registry.technologies.models import (
+    EDITABLE,
+    RECORD_FIELDS,
+    UNDECIDED,
+    VOCABULARY_FIELDS,
+    Status,
+    Technology,
+)
 from registry.urls import api_url, technology_page
 
 
@@ -122,7 +129,8 @@ def update_technology(
             technology.department_id = department.id
             changed.append("department")
     for name in RECORD_FIELDS:
-        if name in fields and _normalise(getattr(technology, name)) != _normalise(fields[name]):
+        if name in fields and (_normalise(name, getattr(technology, name))
+                               != _normalise(name, fields[name])):
             setattr(technology, name, fields[name])
             changed.append(name)
     if not changed:
@@ -142,7 +150,11 @@ def update_technology(
     return changed
 
 
-def _normalise(value: Any) -> Any:
+def _normalise(name: str, value: Any) -> Any:
+    """``value`` as compared for a change: a vocabulary list is a set of terms (the same
+    terms in another order change nothing, and must not mark the assessment out of date)."""
+    if name in VOCABULARY_FIELDS and isinstance(value, list):
+        return sorted(set(value))
     if value is not None and hasattr(value, "as_integer_ratio") and not isinstance(value, bool):
         return float(value)
     return value

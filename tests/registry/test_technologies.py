@@ -101,6 +101,26 @@ def test_an_edit_that_changes_nothing_writes_no_event(client, staff, make_techno
     assert len(events(client)) == before
 
 
+def test_the_same_terms_in_another_order_change_nothing(client, staff, make_technology):
+    # A vocabulary list is a set of terms: reordered, the record and its assessment stand.
+    body = make_technology(submit=True)
+    before = len(events(client))
+    reordered = {"data_collected": ["images", "licence_plates", "vehicle_location"],
+                 "capabilities": ["historical_search", "licence_plate_recognition"]}
+    response = client.patch(f"/api/v1/technologies/{body['id']}", json=reordered,
+                            headers=staff)
+    assert response.status_code == 200
+    assert len(events(client)) == before
+    record = client.get(f"/api/v1/technologies/{body['id']}").get_json()
+    assert record["assessment"]["outdated"] is False
+    # A term added is a change, reported once.
+    response = client.patch(f"/api/v1/technologies/{body['id']}", headers=staff,
+                            json={"data_collected": [*reordered["data_collected"], "video"]})
+    assert response.status_code == 200
+    updated = [e for e in events(client) if e["type"] == "technology.updated"]
+    assert [e["data"]["changed_fields"] for e in updated] == [["data_collected"]]
+
+
 def test_editing_a_draft_writes_no_event(client, staff, make_technology):
     body = make_technology()
     response = client.patch(f"/api/v1/technologies/{body['id']}", json={"name": "ALPR"},
