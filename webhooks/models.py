@@ -52,8 +52,11 @@ class WebhookEndpoint(SQLModel, table=True):
     )
     disabled_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     disabled_reason: str | None = Field(default=None, sa_column=Column(Text))
-    # Set by the first failure after a success; cleared by any success.
+    # Set by the first failure after a success (or after a quiet spell, a change of URL or
+    # a re-enabling); cleared by any success.
     failing_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # The newest failed attempt: tells a quiet spell from failures that go on.
+    last_failed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

@@ -16,7 +16,9 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    case,
     insert,
+    or_,
     select,
     text,
     update,
@@ -32,7 +34,7 @@ from webhooks.models import (
     WebhookEndpoint,
     table_of,
 )
-from webhooks.schedule import DISABLE_AFTER, parse_retry_after, retry_delay
+from webhooks.schedule import DISABLE_AFTER, QUIET_SPELL, parse_retry_after, retry_delay
 from webhooks.transport import Outcome
 
 _delivery = table_of(WebhookDelivery)
@@ -186,7 +188,8 @@ def _update_endpoint_health(conn: Connection, held: Sequence[Result], now: datet
     """Start, clear or act on each endpoint's failure clock.
 
     Any success clears it. An endpoint with only failures in this batch starts the clock
-    if it is not running, and is disabled once it has run for DISABLE_AFTER.
+    if it is not running, or afresh after a quiet spell (``QUIET_SPELL``: its failures did
+    not go on, nothing was sent to it), and is disabled once it has run for DISABLE_AFTER.
     """
     succeeded = {r.job.endpoint_id for r in held if r.outcome.succeeded}
     failing = {r.job.endpoint_id for r in held if not r.outcome.succeeded} - succeeded
@@ -194,10 +197,14 @@ def _update_endpoint_health(conn: Connection, held: Sequence[Result], now: datet
         conn.execute(_CLEAR_FAILING, {"ids": sorted(succeeded)})
     if failing:
         ids = sorted(failing)
+        # (SET reads the row as it was, so the quiet spell is measured to the failure before.)
+        restart = or_(_endpoint.c.failing_since.is_(None),
+                      _endpoint.c.last_failed_at < now - QUIET_SPELL)
         conn.execute(
             update(_endpoint)
-            .where(_endpoint.c.id.in_(ids), _endpoint.c.failing_since.is_(None))
-            .values(failing_since=now)
+            .where(_endpoint.c.id.in_(ids))
+            .values(failing_since=case((restart, now), else_=_endpoint.c.failing_since),
+                    last_failed_at=now)
         )
         disabled = conn.execute(
             update(_endpoint)

@@ -26,6 +26,11 @@ NEVER_SHORTENED = 2
 MAX_RETRY_AFTER = timedelta(hours=10)
 # An endpoint that has only failed for this long is disabled.
 DISABLE_AFTER = timedelta(days=5)
+# The longest wait between two attempts of an endpoint that has a delivery pending (the
+# longest scheduled wait, lengthened by jitter, or Retry-After's cap), and an hour more. A
+# failure after a quiet spell longer than this (nothing was due: no events came) starts
+# the failure clock afresh: the endpoint has not been failing all that time, only unused.
+QUIET_SPELL = max(max(RETRY_SCHEDULE) * (1 + JITTER), MAX_RETRY_AFTER) + timedelta(hours=1)
 
 
 def retry_delay(

@@ -84,6 +84,8 @@ def update_endpoint(
     if url is not None and url != endpoint.url:
         check_url(url, allow_private)
         endpoint.url = url
+        # The old address's failures say nothing of the new one's.
+        endpoint.failing_since = None
     if event_types is not None:
         endpoint.event_types = _normalise_types(event_types)
     if description is not None:

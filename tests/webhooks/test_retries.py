@@ -24,6 +24,7 @@ from webhooks import (
     WebhookDelivery,
     WebhookEndpoint,
     retry_delivery,
+    update_endpoint,
 )
 from webhooks.schedule import parse_retry_after, retry_delay
 
@@ -235,10 +236,16 @@ def test_an_endpoint_failing_for_five_days_is_disabled_and_says_so(
     sender.run_until_idle()
     assert endpoint_of(sessions, endpoint.id).failing_since == first_failure
 
-    clock.advance(days=4, hours=23)
+    # Down all along: an event every 10 hours, each failing (never a quiet spell).
+    for _ in range(11):
+        clock.advance(hours=10)
+        publish()
+        sender.run_until_idle()
+    clock.advance(hours=9)  # 4 days 23 hours
     publish()
     sender.run_until_idle()
     assert endpoint_of(sessions, endpoint.id).enabled  # not yet five days
+    assert endpoint_of(sessions, endpoint.id).failing_since == first_failure
 
     clock.advance(hours=1)
     pending = publish()
@@ -255,6 +262,55 @@ def test_an_endpoint_failing_for_five_days_is_disabled_and_says_so(
     sender.run_until_idle()
     assert len(receiver.received) == count
     assert delivery_of(sessions, pending).status == PENDING
+
+
+def test_a_failure_after_a_quiet_spell_starts_the_clock_afresh(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    # One delivery used up its whole schedule; then no event for a week. The next event's
+    # first try fails once (the receiver would take its retry): the endpoint has not been
+    # failing for 5 days, only unused, and must not be disabled.
+    receiver.respond("/hook", *[Reply(status=500)] * (len(RETRY_SCHEDULE) + 2))
+    endpoint, _ = add_endpoint(receiver.url("/hook"))
+    first = publish()
+    run_through_schedule(sender, sessions, clock, first)
+    assert delivery_of(sessions, first).status == FAILED
+    clock.advance(days=7)
+    quiet_end = clock.now()
+    later = publish()
+    sender.run_until_idle()
+    stored = endpoint_of(sessions, endpoint.id)
+    assert stored.enabled, stored.disabled_reason
+    assert stored.failing_since == quiet_end and stored.last_failed_at == quiet_end
+    clock.advance(RETRY_SCHEDULE[0] * 2)
+    sender.run_until_idle()
+    assert delivery_of(sessions, later).status == SUCCEEDED
+    assert endpoint_of(sessions, endpoint.id).failing_since is None
+
+
+def test_a_new_url_starts_the_failure_clock_afresh(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    receiver.respond_always("/old", Reply(status=500))
+    endpoint, _ = add_endpoint(receiver.url("/old"))
+    publish()
+    sender.run_until_idle()
+    assert endpoint_of(sessions, endpoint.id).failing_since is not None
+    with sessions() as session:
+        update_endpoint(session, session.get_one(WebhookEndpoint, endpoint.id),
+                        now=clock.now(), allow_private=True, url=receiver.url("/new"))
+        session.commit()
+    assert endpoint_of(sessions, endpoint.id).failing_since is None
 
 
 def test_a_success_resets_the_failure_clock(
