@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         message_body,
         retry_delivery,
         rotate_secret,
+        rotation_pending,
         subscriptions,
         update_endpoint,
     )
@@ -79,6 +80,7 @@ _EXPORTS: dict[str, str] = {
     "message_body": "webhooks.services",
     "retry_delivery": "webhooks.services",
     "rotate_secret": "webhooks.services",
+    "rotation_pending": "webhooks.services",
     "Subscriptions": "webhooks.services",
     "subscriptions": "webhooks.services",
     "update_endpoint": "webhooks.services",
@@ -122,6 +124,7 @@ __all__ = [
     "new_secret",
     "retry_delivery",
     "rotate_secret",
+    "rotation_pending",
     "sign",
     "signature_header",
     "subscriptions",

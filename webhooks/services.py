@@ -105,8 +105,23 @@ def update_endpoint(
     return endpoint
 
 
+def rotation_pending(endpoint: WebhookEndpoint, now: datetime) -> datetime | None:
+    """Until when the secret replaced at the last rotation still signs, if it still does.
+
+    Another rotation meanwhile would drop it early (one old secret is kept), breaking the
+    24 hours promised to a receiver still checking with it: it is refused until then.
+    """
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret is not None and expires is not None and expires > now:
+        return expires
+    return None
+
+
 def rotate_secret(session: Session, endpoint: WebhookEndpoint, *, now: datetime) -> str:
-    """Give the endpoint a new secret and return it; the old one still signs for 24 hours."""
+    """Give the endpoint a new secret and return it; the old one still signs for 24 hours.
+    The caller checks ``rotation_pending`` first."""
+    if rotation_pending(endpoint, now) is not None:
+        raise ValueError("the secret replaced at the last rotation still signs")
     secret = new_secret()
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = now + ROTATION_GRACE

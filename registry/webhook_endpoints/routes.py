@@ -40,6 +40,7 @@ from webhooks import (
     list_deliveries,
     retry_delivery,
     rotate_secret,
+    rotation_pending,
     update_endpoint,
 )
 
@@ -170,8 +171,18 @@ class EndpointResource(MethodView):
 @blp.route("/webhook-endpoints/<endpoint_id>/rotate-secret", methods=["POST"])
 @blp.response(200, EndpointOut)
 def rotate(endpoint_id: str) -> dict[str, Any]:
-    """A new secret (shown once); the old one still signs for 24 hours."""
+    """A new secret (shown once); the old one still signs for 24 hours.
+
+    409 while the secret the last rotation replaced still signs: one more rotation would
+    cut its 24 hours short.
+    """
     endpoint = _owned(require(*OWNERS), endpoint_id, for_update=True)
+    until = rotation_pending(endpoint, now())
+    if until is not None:
+        raise Conflict(
+            "The secret replaced at the last rotation still signs until "
+            f"{until.isoformat().replace('+00:00', 'Z')}, as promised to receivers still "
+            "checking with it; rotate again after that.", old_secret_signs_until=until.isoformat())
     secret = rotate_secret(db(), endpoint, now=now())
     return endpoint_dict(endpoint, secret)
 

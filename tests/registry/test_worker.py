@@ -146,6 +146,36 @@ def test_the_secret_is_shown_only_on_creation_and_rotation(client, token, receiv
     assert rotated["previous_secret_expires_at"]
 
 
+def test_a_second_rotation_waits_until_the_first_old_secret_stops_signing(
+        app, client, token, receiver, clock):
+    # One old secret is kept: rotating again within 24 hours would drop the first one early,
+    # though receivers were promised it signs for 24 hours.
+    from sqlmodel import Session
+
+    from registry.database import engine
+    from webhooks import WebhookEndpoint, live_secrets
+
+    partner = token("partner")
+    endpoint = subscribe(client, partner, receiver.url("/s"))
+    url = f"/api/v1/webhook-endpoints/{endpoint['id']}/rotate-secret"
+    first = client.post(url, headers=partner).get_json()
+    clock.advance(hours=1)
+    again = client.post(url, headers=partner)
+    assert again.status_code == 409
+    assert again.mimetype == "application/problem+json"
+    assert "still signs until" in again.get_json()["detail"]
+    with Session(engine(app)) as session:
+        stored = session.get_one(WebhookEndpoint, endpoint["id"])
+        assert live_secrets(stored, clock.now()) == [first["secret"], endpoint["secret"]]
+    clock.advance(hours=23)
+    second = client.post(url, headers=partner)
+    assert second.status_code == 200, second.get_json()
+    with Session(engine(app)) as session:
+        stored = session.get_one(WebhookEndpoint, endpoint["id"])
+        assert live_secrets(stored, clock.now()) == [second.get_json()["secret"],
+                                                     first["secret"]]
+
+
 def test_unknown_event_types_are_refused(client, token, receiver):
     response = client.post("/api/v1/webhook-endpoints", json={
         "url": receiver.url("/x"), "event_types": ["comment_period.opened", "nope"]},
