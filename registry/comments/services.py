@@ -32,6 +32,7 @@ from registry.events.services import (
     append_event,
     append_events,
     append_events_on,
+    public_data,
 )
 from registry.ids import new_id
 from registry.reviews.models import Review, ReviewStatus
@@ -416,7 +417,29 @@ def hide_comment(session: Session, comment: Comment, *, reason: str, now: dateti
                      data={"comment": {"id": comment.id, "review_id": review.id,
                                        "url": comment_url(comment, review)},
                            "reason": reason, "review": _review_ref(review)})
+        _withhold_from_webhooks(session, comment)
     return comment
+
+
+def _withhold_from_webhooks(session: Session, comment: Comment) -> None:
+    """Rewrite the webhook messages of ``comment``'s ``comment.published`` events as the log
+    now shows them (``registry.events.services.public_data``): a delivery still waiting for
+    its retry, or sent again by hand, carries the comment as hidden. Those already received
+    cannot be called back; ``comment.hidden`` asks partners to do the same."""
+    from webhooks import WebhookMessage, message_body
+
+    published = list(session.execute(
+        select(Event).where(col(Event.subject_type) == "comment",
+                            col(Event.subject_id) == comment.id,
+                            col(Event.type) == "comment.published")).scalars())
+    withheld = frozenset({comment.id})
+    for event in published:
+        message = session.get(WebhookMessage, event.id)
+        if message is not None:  # none when nobody subscribed
+            message.body = message_body(event.type, event.timestamp,
+                                        public_data(event, withheld))
+            session.add(message)
+    session.flush()
 
 
 def publish_comment(session: Session, comment: Comment, *, now: datetime) -> Comment:

@@ -156,8 +156,8 @@ EVENT_TYPES: dict[str, EventType] = {
     ),
     "comment.published": EventType(
         "A resident's comment was published (never with its author's email). Once a "
-        "reviewer hides it, the event log and the feed show this event without the "
-        "comment's words, name, neighbourhood and position.",
+        "reviewer hides it, the event log, the feed, retries and resends show this event "
+        "without the comment's words, name, neighbourhood and position.",
         {"comment": _COMMENT, "review": {"id": _REVIEW["id"], "url": _REVIEW["url"]}},
         subject="comment",
     ),

@@ -155,9 +155,10 @@ def withheld_comments(session: Session, events: Iterable[Event]) -> frozenset[st
 
     The log is append-only, so a ``comment.published`` event keeps the comment as it was
     published. Hidden, the comment "leaves public view" (a reviewer hides doxxing or abuse):
-    the log, the feed and every other public reading of an event show it as its own
-    record does, without its text, name, neighbourhood or position. Webhooks already sent
-    cannot be called back; partners receive ``comment.hidden`` and are asked to do the same.
+    the log, the feed, the webhooks not yet received and every other public reading of an
+    event show it as its own record does, without its text, name, neighbourhood or
+    position. Webhooks already received cannot be called back; partners receive
+    ``comment.hidden`` and are asked to do the same.
     """
     ids = {str(comment["id"]) for event in events if event.type == "comment.published"
            and isinstance(comment := (event.data or {}).get("comment"), dict)

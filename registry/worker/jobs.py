@@ -12,6 +12,7 @@ from sqlmodel import col
 from registry.clock import Clock
 from registry.database import transaction
 from registry.events.models import FOLLOWERS, Event, LogCursor
+from registry.events.services import public_data, withheld_comments
 from registry.reviews.services import (
     close_due_comment_periods,
     open_due_comment_periods,
@@ -92,11 +93,14 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> FanOut:
                   if subscribed.targets(type_, timestamp)]
         deliveries = 0
         if wanted:
-            events = session.execute(
+            events = list(session.execute(
                 select(Event).where(col(Event.seq).in_(wanted)).order_by(col(Event.seq))
-            ).scalars()
+            ).scalars())
+            # A comment hidden before its event is handed over goes out as the log shows it.
+            withheld = withheld_comments(session, events)
             deliveries = enqueue_events(
-                session, [OutgoingEvent(event.id, event.type, event.timestamp, event.data)
+                session, [OutgoingEvent(event.id, event.type, event.timestamp,
+                                        public_data(event, withheld))
                           for event in events], now=clock.now(), subscribed=subscribed)
         cursor.seq = heads[-1].seq
         session.add(cursor)

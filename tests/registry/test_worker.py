@@ -123,6 +123,55 @@ def test_a_failed_delivery_is_retried_by_hand(app, client, token, receiver, work
     assert len(ids) == 1  # the same webhook-id on every attempt
 
 
+def test_a_hidden_comment_goes_to_webhooks_as_hidden_on_retries_and_after(
+        app, client, token, make_technology, receiver, worker, clock):
+    # The first try of its comment.published fails; a reviewer hides the comment; the retry
+    # and a resend by hand carry it without its words or name. A second comment, hidden
+    # before the worker hands its event over, goes out hidden the first time.
+    from tests.webhooks.receiver import Reply
+
+    partner, reviewer = token("partner"), token("reviewer")
+    endpoint = subscribe(client, partner, receiver.url("/c"), ["comment.published"])
+    technology = make_technology(submit=True)
+    review = schedule(client, reviewer, technology["id"], opens=clock.now()).get_json()
+    worker.transitions()
+    receiver.respond("/c", Reply(status=500))
+    first = client.post(f"/api/v1/reviews/{review['id']}/comments", json={
+        "body": "Jane Doe lives at 12 Elm St", "display_name": "Pat"}).get_json()
+    worker.follow()
+    assert worker.engine.wait_idle(10)
+    [failed] = receiver.wait_for(1, path="/c")
+    assert "12 Elm St" in failed.body.decode()  # sent before it was hidden
+    assert client.post(f"/api/v1/comments/{first['id']}/hide", json={"reason": "An address."},
+                       headers=reviewer).status_code == 200
+    second = client.post(f"/api/v1/reviews/{review['id']}/comments", json={
+        "body": "Call me at 555-0100", "display_name": "Lee"}).get_json()
+    assert client.post(f"/api/v1/comments/{second['id']}/hide", json={"reason": "A phone."},
+                       headers=reviewer).status_code == 200
+    worker.follow()  # the second comment's event is handed over now
+    clock.advance(seconds=10)  # the first one's retry is due
+    worker.follow()
+    assert worker.engine.wait_idle(10)
+    deliveries = client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries",
+                            headers=partner).get_json()["items"]
+    for delivery in deliveries:
+        retried = client.post(f"/api/v1/webhook-deliveries/{delivery['id']}/retry",
+                              headers=partner)
+        assert retried.status_code == 202
+    worker.follow()
+    assert worker.engine.wait_idle(10)
+    later = receiver.wait_for(5, path="/c")[1:]
+    assert len(later) == 4  # the retry, the second's first try, and a resend of each
+    for request in later:
+        payload = Webhook(endpoint["secret"]).verify(request.body, dict(request.headers))
+        comment = payload["data"]["comment"]
+        assert comment["id"] in (first["id"], second["id"])
+        assert (comment["body"], comment["display_name"], comment["position"],
+                comment["neighborhood"]) == (None, None, None, None)
+        for words in ("12 Elm", "Pat", "555-0100", "Lee"):
+            assert words not in request.body.decode()
+
+
 def test_unsafe_endpoint_urls_are_refused_with_422(app, client, token):
     app.config["WEBHOOK_ALLOW_PRIVATE"] = False
     partner = token("partner")
