@@ -49,12 +49,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _init_http(app: Flask) -> None:
     from registry import cache, cli, errors, health, inputs
     from registry.api import DaylightApi
+    from registry.auth import context as auth_context
     from registry.comments import fast_post, summaries
     from registry.config import check_rate_limits
     from registry.extensions import csrf, limiter
 
     check_rate_limits(app.config)
     inputs.init_app(app)  # first: no other hook sees text the database cannot store
+    auth_context.init_app(app)  # then a token sent, before any route or limit counts it
     cache.init_app(app)
     summaries.init_app(app)
     fast_post.init_app(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import Flask, g, request
 
 from registry.auth.models import Role
 from registry.auth.services import Principal, authenticate
@@ -44,3 +44,16 @@ def require(*roles: Role) -> Principal:
             f"{' or '.join(r.value for r in roles)}."
         )
     return principal
+
+
+def check_token() -> None:
+    """A token sent to the API is checked on every route, not only on those that ask who is
+    calling: a bad or revoked one is a 401 wherever it goes (CONTRACT §3), never read as
+    anonymous (a revoked partner still posting, or reading as if it were allowed to)."""
+    if "Authorization" in request.headers and request.path.startswith("/api/v1/"):
+        current_principal()
+
+
+def init_app(app: Flask) -> None:
+    """Check the API's tokens before the routes run (after ``registry.inputs``)."""
+    app.before_request(check_token)

@@ -156,6 +156,49 @@ def _rule_shape(path: str) -> str:
     return re.sub(r"\{[^}]+\}|<[^>]+>", "*", path)
 
 
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/api/v1/events"), ("GET", "/api/v1/policies"), ("GET", "/api/v1/departments"),
+    ("GET", "/api/v1/reviews/{open_review}/comments/summary"),
+    ("GET", "/api/v1/comments/{tracking_number}"),
+    ("POST", "/api/v1/reviews/{open_review}/comments"),
+    ("POST", "/api/v1/comments/{comment}/flag"),
+])
+def test_a_revoked_or_unknown_token_is_a_401_on_public_routes_too(app, client, world,
+                                                                   method, path):
+    body = {"reason": "Spam."} if path.endswith("/flag") else {"body": "Hello."}
+    # Public routes need no token, but one that is sent is checked: a revoked partner is
+    # told so, not served or stored as if anonymous.
+    from sqlalchemy import func, select
+    from sqlmodel import Session
+
+    from registry.comments.models import Comment, CommentFlag
+    from registry.database import engine
+
+    revoked = world["headers"]["partner"]
+    runner = app.test_cli_runner()
+    with Session(engine(app)) as session:
+        from registry.auth.models import ApiToken
+
+        partner_id = session.execute(select(ApiToken.id).where(
+            ApiToken.role == "partner")).scalar_one()
+    assert runner.invoke(args=["tokens", "revoke", partner_id]).exit_code == 0
+
+    def rows() -> tuple[int, int]:
+        with Session(engine(app)) as session:
+            return (session.execute(select(func.count()).select_from(Comment)).scalar_one(),
+                    session.execute(select(func.count()).select_from(CommentFlag)).scalar_one())
+
+    before = rows()
+    url = path.format(**world["ids"])
+    for headers in (revoked, {"Authorization": "Bearer not-a-token"}):
+        response = client.open(url, method=method, json=body, headers=headers)
+        assert response.status_code == 401, (response.status_code, response.get_json())
+        assert response.mimetype == "application/problem+json"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert rows() == before
+    assert client.open(url, method=method, json=body).status_code < 400  # anonymous: served
+
+
 def test_a_partner_cannot_see_or_touch_another_partners_endpoint(client, world, token):
     other = token("partner", name="other partner")
     endpoint = world["ids"]["endpoint"]
