@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask, g, request
+from sqlmodel import Session
 
 from registry.auth.models import Role
 from registry.auth.services import Principal, authenticate
-from registry.database import db
+from registry.database import db, session_factory
+from registry.db import read_only
 from registry.errors import Forbidden, Unauthorized
 
 _BEARER = "bearer "
@@ -15,18 +19,21 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="daylight"'}
 
 def current_principal() -> Principal | None:
     """The caller, or None for an anonymous request. A bad token is a 401, never anonymous."""
-    if "_daylight_principal" in g:
-        return g._daylight_principal  # type: ignore[no-any-return]
+    if "_daylight_principal" not in g:
+        g._daylight_principal = _principal(db)
+    return g._daylight_principal  # type: ignore[no-any-return]
+
+
+def _principal(session: Callable[[], Session]) -> Principal | None:
     header = request.headers.get("Authorization")
-    principal = None
-    if header is not None:
-        if not header.lower().startswith(_BEARER) or not header[len(_BEARER):].strip():
-            raise Unauthorized("Send the token as 'Authorization: Bearer TOKEN'.",
-                               headers=_CHALLENGE)
-        principal = authenticate(db(), header[len(_BEARER):].strip())
-        if principal is None:
-            raise Unauthorized("The token is unknown or has been revoked.", headers=_CHALLENGE)
-    g._daylight_principal = principal
+    if header is None:
+        return None
+    if not header.lower().startswith(_BEARER) or not header[len(_BEARER):].strip():
+        raise Unauthorized("Send the token as 'Authorization: Bearer TOKEN'.",
+                           headers=_CHALLENGE)
+    principal = authenticate(session(), header[len(_BEARER):].strip())
+    if principal is None:
+        raise Unauthorized("The token is unknown or has been revoked.", headers=_CHALLENGE)
     return principal
 
 
@@ -50,8 +57,14 @@ def check_token() -> None:
     """A token sent to the API is checked on every route, not only on those that ask who is
     calling: a bad or revoked one is a 401 wherever it goes (CONTRACT §3), never read as
     anonymous (a revoked partner still posting, or reading as if it were allowed to)."""
-    if "Authorization" in request.headers and request.path.startswith("/api/v1/"):
-        current_principal()
+    if ("Authorization" not in request.headers or not request.path.startswith("/api/v1/")
+            or "_daylight_principal" in g):
+        return
+    # Read in a short session of its own, not the request's: a comment post opens none (its
+    # writer writes), and on SQLite a request's session begun here would hold the write
+    # lock the writer then waits for.
+    with read_only(), session_factory()() as session:
+        g._daylight_principal = _principal(lambda: session)
 
 
 def init_app(app: Flask) -> None:
