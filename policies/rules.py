@@ -37,6 +37,7 @@ reported with the path inside the rule where they are (``("any", 1)`` for ``any[
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, cast
@@ -393,6 +394,11 @@ def _parse_value(
             return wrong("true or false")
     elif isinstance(value, bool) or not isinstance(value, int | float):
         return wrong("a number")
+    elif isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or infinity, but Python's parser reads them: NaN compares false
+        # with everything (the criterion could never trip) and cannot be written back.
+        problems.append(RuleProblem(path, f"'{operator}' needs a finite number, not {value!r}"))
+        return None
     return Comparison(field_name, comparison, value)
 
 

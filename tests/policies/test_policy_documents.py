@@ -130,6 +130,18 @@ MISTAKES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "criteria[0].rule: 'gt' needs a number, not the text '365'",
     ),
     (
+        "NaN, which Python's JSON parser reads and no criterion can compare with",
+        set_rule(0, {"field": "retention_days", "gt": float("nan")}),
+        "criteria.0.rule",
+        "criteria[0].rule: 'gt' needs a finite number, not nan",
+    ),
+    (
+        "infinity",
+        set_rule(0, {"field": "retention_days", "lte": float("-inf")}),
+        "criteria.0.rule",
+        "criteria[0].rule: 'lte' needs a finite number, not -inf",
+    ),
+    (
         "boolean where a number is needed",
         set_rule(0, {"field": "retention_days", "gt": True}),
         "criteria.0.rule",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -121,6 +122,26 @@ def test_an_invalid_policy_document_is_a_422_naming_the_criterion(client, admin,
     assert response.status_code == 422, response.get_json()
     errors = response.get_json()["errors"]
     assert key in errors, errors
+    assert client.get("/api/v1/policies/privacy-2027").status_code == 404
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_rule_with_nan_or_infinity_is_a_422_and_nothing_is_published(client, admin,
+                                                                       constant):
+    # Python's JSON parser reads them; NaN compares false with everything (the criterion
+    # could never trip), and versions can never be changed or removed.
+    document = privacy()
+    document["slug"] = "privacy-2027"
+    index, criterion = next((i, c) for i, c in enumerate(document["criteria"])
+                            if set(c["rule"]) == {"field", "gt"})
+    field = criterion["rule"]["field"]
+    text = json.dumps(document).replace(
+        json.dumps(criterion["rule"]), f'{{"field": "{field}", "gt": {constant}}}', 1)
+    assert constant in text
+    response = client.post("/api/v1/policies", data=text, content_type="application/json",
+                           headers=admin)
+    assert response.status_code == 422, response.get_json()
+    assert f"criteria.{index}.rule" in response.get_json()["errors"]
     assert client.get("/api/v1/policies/privacy-2027").status_code == 404
 
 
