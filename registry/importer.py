@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from marshmallow import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from registry.auth.models import Role
@@ -74,22 +74,36 @@ class Row:
     fields: dict[str, Any]
 
 
-def read_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
-    """``(line number, {column: text})`` for each non-blank row after the header.
+#: What a file that is not UTF-8 is told (a spreadsheet's plain "CSV" is often Windows-1252).
+NOT_UTF8 = ("The file is not UTF-8 text; save it as \"CSV UTF-8\" (or any UTF-8 CSV) and "
+            "import it again.")
+
+
+def read_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, str] | RowError]]:
+    """``(line number, {column: text})`` for each non-blank row after the header, or
+    ``(line number, RowError)`` for a row that cannot be read as one (the rows after it
+    are still read, so every problem is reported at once).
 
     The line number is where the row starts, so a quoted value spanning lines still points
-    at the right place.
+    at the right place. A problem that stops the reading (the header, bytes that are not
+    UTF-8, broken CSV) raises ``ImportFailed``.
     """
     reader = csv.reader(stream)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except UnicodeDecodeError:
+        raise ImportFailed([RowError(1, "file", NOT_UTF8)]) from None
     if header is None:
         raise ImportFailed([RowError(1, "header", "The file is empty.")])
     names = [column.strip().lower() for column in header]
     unknown = [name for name in names if name not in COLUMNS]
     missing = [name for name in ("name", "department") if name not in names]
+    # A column named twice would lose one of its values without a word.
+    twice = sorted({name for name in names if name in COLUMNS and names.count(name) > 1})
     problems = [RowError(1, name or "(blank)", f"Unknown column. Columns are: "
                          f"{', '.join(COLUMNS)}.") for name in unknown]
     problems += [RowError(1, name, "This column is required.") for name in missing]
+    problems += [RowError(1, name, "This column appears more than once.") for name in twice]
     if problems:
         raise ImportFailed(problems)
     while True:
@@ -100,11 +114,14 @@ def read_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
             return
         except csv.Error as exc:
             raise ImportFailed([RowError(start, "file", f"Not valid CSV: {exc}.")]) from None
+        except UnicodeDecodeError:
+            raise ImportFailed([RowError(start, "file", NOT_UTF8)]) from None
         if not any(value.strip() for value in values):
             continue
         if len(values) > len(names):
-            raise ImportFailed([RowError(start, "row", f"{len(values)} values for "
-                                                       f"{len(names)} columns.")])
+            yield start, RowError(start, "row", f"{len(values)} values for "
+                                                f"{len(names)} columns.")
+            continue
         yield start, dict(zip(names, values, strict=False))
 
 
@@ -134,14 +151,27 @@ def _document(text: str) -> dict[str, str]:
     return {"title": title.strip(), "url": url}
 
 
-def validate_rows(session: Session, rows: Iterable[tuple[int, dict[str, str]]]) -> list[Row]:
+def validate_rows(session: Session,
+                  rows: Iterable[tuple[int, dict[str, str] | RowError]]) -> list[Row]:
     """Check every row; raises ``ImportFailed`` with all the problems, or returns the rows."""
     departments = {d.slug: d for d in session.execute(select(Department)).scalars()}
-    existing = {(department_id, name) for department_id, name in session.execute(
-        select(col(Technology.department_id), func.lower(col(Technology.name))))}
+    # Lowercased here, not by the database: SQLite's lower() folds only ASCII letters.
+    existing = {(department_id, name.lower()) for department_id, name in session.execute(
+        select(col(Technology.department_id), col(Technology.name)))}
     errors: list[RowError] = []
     valid: list[Row] = []
-    for line, values in rows:
+    read = iter(rows)
+    while True:
+        try:
+            line, values = next(read)
+        except StopIteration:
+            break
+        except ImportFailed as exc:  # the reading stopped: report it with the rest
+            errors += exc.errors
+            break
+        if isinstance(values, RowError):
+            errors.append(values)
+            continue
         # A NUL passes the schema and PostgreSQL then refuses it (registry.inputs).
         unstorable = unstorable_fields(values)
         if unstorable:

@@ -131,3 +131,54 @@ def test_a_nul_in_a_cell_is_an_error_for_that_row_on_either_database(app, runner
     assert "line 2, purpose: Must not contain the NUL character (U+0000)." in result.output
     assert "Nothing was imported" in result.output
     assert count(app) == 0
+
+
+def test_a_file_that_is_not_utf8_says_how_to_save_it(app, runner, departments, tmp_path):
+    # A spreadsheet's plain "CSV" on Windows is Windows-1252: "é" and curly quotes are bytes
+    # UTF-8 cannot read. It was a traceback; now a line and what to do.
+    path = tmp_path / "inventory.csv"
+    path.write_bytes("name,department,purpose\nCaméras,police,“Watch” the lots\n"
+                     .encode("cp1252"))
+    result = runner.invoke(args=["import", "technologies", str(path)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert 'save it as "CSV UTF-8"' in result.output
+    assert "Nothing was imported" in result.output
+    assert count(app) == 0
+
+
+def test_a_column_named_twice_is_refused_before_any_row(app, runner, departments, tmp_path):
+    path = tmp_path / "inventory.csv"
+    path.write_text("name,department,name\nCameras,police,Drones\n", encoding="utf-8")
+    result = runner.invoke(args=["import", "technologies", str(path)])
+    assert result.exit_code != 0
+    assert "line 1, name: This column appears more than once." in result.output
+    assert count(app) == 0
+
+
+def test_a_row_with_too_many_values_is_one_problem_among_the_others(app, runner, departments,
+                                                                     tmp_path):
+    path = tmp_path / "inventory.csv"
+    path.write_text("name,department\nDrones,fire\nCameras,police\nCameras,police\n"
+                    "Sensors,police,extra\nBad again,nowhere\n", encoding="utf-8")
+    result = runner.invoke(args=["import", "technologies", str(path)])
+    assert result.exit_code != 0
+    for expected in ("line 2, department: No department with the slug 'fire'",
+                     "line 4, name: Police Department already has a technology named",
+                     "line 5, row: 3 values for 2 columns.",
+                     "line 6, department: No department with the slug 'nowhere'"):
+        assert expected in result.output
+    assert count(app) == 0
+
+
+def test_a_name_differing_only_in_the_case_of_an_accented_letter_is_the_same(
+        app, runner, departments, tmp_path):
+    # SQLite's lower() folds only ASCII letters: "École" and "école" were two names.
+    path = tmp_path / "inventory.csv"
+    path.write_text("name,department\nÉcole cameras,police\n", encoding="utf-8")
+    assert runner.invoke(args=["import", "technologies", str(path)]).exit_code == 0
+    path.write_text("name,department\nécole cameras,police\n", encoding="utf-8")
+    again = runner.invoke(args=["import", "technologies", str(path)])
+    assert again.exit_code != 0
+    assert "already has a technology named 'école cameras'" in again.output
+    assert count(app) == 1
