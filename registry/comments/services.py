@@ -370,6 +370,19 @@ def get_by_tracking_number(session: Session, tracking_number: str) -> Comment:
     return comment
 
 
+def comment_before(session: Session, comment: Comment) -> str | None:
+    """The id of the public comment just before ``comment`` on its review (None when it is
+    the first): a page of ``list_comments`` after it starts with ``comment``."""
+    found: str | None = session.execute(
+        select(func.max(col(Comment.id))).where(
+            col(Comment.review_id) == comment.review_id, col(Comment.id) < comment.id,
+            col(Comment.status).in_([CommentStatus.PUBLISHED.value,
+                                     CommentStatus.HIDDEN.value]),
+            col(Comment.published_at).is_not(None))
+    ).scalar_one_or_none()
+    return found
+
+
 def list_comments(session: Session, review: Review, *, after: str | None, limit: int,
                   include_held: bool = False) -> list[Comment]:
     """Comments in the order they arrived: published and hidden (as stubs), plus held ones

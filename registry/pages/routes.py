@@ -10,7 +10,7 @@ from policies.vocabulary import DATA_COLLECTED
 from registry.api import decode_cursor, encode_cursor
 from registry.clock import now
 from registry.comments.routes import comment_limit, request_client_key
-from registry.comments.services import get_by_tracking_number, post_comment
+from registry.comments.services import comment_before, get_by_tracking_number, post_comment
 from registry.database import TRACKING_NUMBER, db
 from registry.errors import Conflict, Invalid, NotFound
 from registry.events.catalog import EVENT_TYPES
@@ -189,8 +189,12 @@ def receipt(tracking_number: str) -> str:
         abort(404, "No comment has this tracking number. Check it against your receipt.")
     review = get_review(session, posted.review_id)
     record = session.get(Technology, review.technology_id)
+    # The link to the comment opens the page of comments that starts with it: with more
+    # than a page of comments, the first page would not hold a new one.
+    before = comment_before(session, posted) if posted.status == "published" else None
     return render_template("receipt.html", comment=posted, review=review, technology=record,
-                           received=request.args.get("received") == "1")
+                           received=request.args.get("received") == "1",
+                           comments_after=encode_cursor(before) if before else None)
 
 
 @blp.route("/partners")

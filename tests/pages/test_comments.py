@@ -38,6 +38,26 @@ def test_a_comment_redirects_to_its_receipt_with_tracking_number_and_status(
     assert "Keep plate reads for days." in technology_page and "Ana" in technology_page
 
 
+def test_the_receipts_link_opens_the_page_that_holds_the_comment(
+        app, client, open_review, add_comments, post_form):
+    # With more than a page of comments (20, oldest first), a new one is not on the first.
+    import html
+
+    technology, review = open_review()
+    add_comments(review["id"], [f"Earlier comment {n}." for n in range(25)])
+    response = post_form(technology["id"], review["id"], body="The newest one.",
+                         display_name="Ana")
+    receipt = client.get(response.headers["Location"]).get_data(as_text=True)
+    link = html.unescape(re.search(r'href="([^"]+)">see your comment', receipt).group(1))
+    assert "comments_after=" in link
+    page = client.get(link).get_data(as_text=True)
+    assert "The newest one." in page
+    anchor = link.split("#", 1)[1]
+    assert f'id="{anchor}"' in page
+    first = client.get(f"/technologies/{technology['id']}?review={review['id']}")
+    assert "The newest one." not in first.get_data(as_text=True)
+
+
 def test_under_pre_moderation_the_receipt_says_the_comment_waits(app, client, open_review,
                                                                  post_form):
     app.config["COMMENT_MODERATION"] = "pre"
