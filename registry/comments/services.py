@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from defusedcsv import csv as safe_csv
-from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -591,12 +591,19 @@ def summary_of(review_id: str, counted: Tally) -> dict[str, Any]:
     """The summary that ``counted`` makes: counts by position and neighbourhood, and the
     form letters, the most sent first."""
     by_position = {"support": 0, "oppose": 0, "neutral": 0, "unspecified": 0}
-    by_name: dict[str | None, int] = {}
+    # Residents type their neighbourhood: "Eastside", "eastside" and " EASTSIDE " are one
+    # place to a reader. Counted by a folded key, shown as most residents spelled it.
+    spellings: dict[str | None, dict[str, int]] = {}
     for (position, name), count in counted.cells.items():
         key = position or "unspecified"
         by_position[key] = by_position.get(key, 0) + count
-        by_name[name] = by_name.get(name, 0) + count
+        shown = " ".join((name or "").split())
+        place = spellings.setdefault(shown.casefold() or None, {})
+        place[shown] = place.get(shown, 0) + count
     total = sum(by_position.values())
+    by_name = {(min(place, key=lambda spelling: (-place[spelling], spelling))
+                if folded is not None else None): sum(place.values())
+               for folded, place in spellings.items()}
     neighborhoods = [{"neighborhood": name or "Not given", "count": count}
                      for name, count in sorted(by_name.items(),
                                                key=lambda item: (-item[1], item[0] or ""))]
@@ -666,8 +673,9 @@ def comments_csv_chunks(sessions: Callable[[], Session], review_id: str) -> Iter
 
 
 def purge_commenter_contacts(session: Session, *, now: datetime, retention_days: int) -> int:
-    """Delete commenters' personal data once a review was decided (or cancelled) long enough
-    ago; returns how many records were purged."""
+    """Delete commenters' personal data (their contact rows, and flaggers' keys) once a
+    review was decided (or cancelled) long enough ago; returns how many records were
+    purged."""
     cutoff = now - timedelta(days=retention_days)
     finished = select(col(Review.id)).where(
         ((col(Review.status) == ReviewStatus.DECIDED.value) & (col(Review.decided_at) <= cutoff))
@@ -678,5 +686,12 @@ def purge_commenter_contacts(session: Session, *, now: datetime, retention_days:
     result = session.execute(
         delete(CommenterContact).where(col(CommenterContact.comment_id).in_(doomed))
     )
+    # A flagger's key (a keyed hash of its network) goes too; the flag and its reason stay.
+    flags = session.execute(
+        update(CommentFlag).where(col(CommentFlag.comment_id).in_(doomed),
+                                  col(CommentFlag.client_key).is_not(None))
+        .values(client_key=None)
+    )
     session.flush()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return (int(result.rowcount or 0)  # type: ignore[attr-defined]
+            + int(flags.rowcount or 0))  # type: ignore[attr-defined]

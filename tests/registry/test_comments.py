@@ -155,6 +155,14 @@ def test_form_letters_are_grouped_counted_and_never_rejected(client, open_review
     assert {"neighborhood": "Downtown", "count": 1} in summary["by_neighborhood"]
 
 
+def test_a_neighbourhood_typed_in_other_cases_is_counted_as_one(client, open_review):
+    for name in ("Eastside", "eastside", "  EASTSIDE ", "Eastside", "West  side"):
+        assert post(client, open_review, neighborhood=name).status_code == 201
+    summary = client.get(f"/api/v1/reviews/{open_review['id']}/comments/summary").get_json()
+    assert summary["by_neighborhood"] == [{"neighborhood": "Eastside", "count": 4},
+                                          {"neighborhood": "West side", "count": 1}]
+
+
 def test_pre_moderation_holds_comments_until_a_reviewer_publishes(app, client, open_review,
                                                                  reviewer):
     app.config["COMMENT_MODERATION"] = "pre"
@@ -374,7 +382,9 @@ def test_posting_is_rate_limited_per_client(app, client, open_review):
 
 
 def test_emails_are_purged_after_the_retention_period(app, client, open_review, reviewer, clock):
-    post(client, open_review, email=EMAIL)
+    receipt = post(client, open_review, email=EMAIL).get_json()
+    assert client.post(f"/api/v1/comments/{receipt['id']}/flag",
+                       json={"reason": "Off topic."}).status_code == 202
     clock.advance(days=60)
     run_due_transitions(app, clock)
     client.post(f"/api/v1/reviews/{open_review['id']}/decision",
@@ -382,11 +392,16 @@ def test_emails_are_purged_after_the_retention_period(app, client, open_review, 
     clock.advance(days=app.config["COMMENT_EMAIL_RETENTION_DAYS"] - 1)
     assert purge_personal_data(app, clock) == 0
     clock.advance(days=2)
-    assert purge_personal_data(app, clock) == 1
+    assert purge_personal_data(app, clock) == 2  # the contact row, and the flagger's key
     listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments",
                         headers=reviewer).get_json()["items"]
     assert listed[0]["email"] is None
     assert listed[0]["body"]  # the comment itself stays
+    assert listed[0]["flag_count"] == 1  # and so does its flag, without who sent it
+    with Session(engine(app)) as session:
+        flags = session.execute(select(services.CommentFlag)).scalars().all()
+        assert [(f.reason, f.client_key) for f in flags] == [("Off topic.", None)]
+    assert purge_personal_data(app, clock) == 0
 
 
 def test_an_unknown_tracking_number_is_404(client):
