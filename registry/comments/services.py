@@ -35,7 +35,7 @@ from registry.events.services import (
     public_data,
 )
 from registry.ids import new_id
-from registry.reviews.models import Review, ReviewStatus
+from registry.reviews.models import Review, ReviewStatus, takes_comments
 from registry.statements import DriverStatement
 from registry.urls import technology_page
 
@@ -215,7 +215,7 @@ def _review_ref(review: ReviewPeriod) -> dict[str, Any]:
 
 def require_open(review: ReviewPeriod, now: datetime) -> None:
     """Comments are accepted only while the period is open; otherwise say when it was or is."""
-    if review.status == ReviewStatus.OPEN.value and now < review.comment_closes_at:
+    if takes_comments(review.status, review.comment_closes_at, now):
         return
     if review.status == ReviewStatus.SCHEDULED.value:
         detail = (f"The comment period has not opened yet; it opens at "

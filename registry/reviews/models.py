@@ -26,6 +26,13 @@ class ReviewStatus(StrEnum):
 ACTIVE = (ReviewStatus.SCHEDULED, ReviewStatus.OPEN, ReviewStatus.CLOSED)
 
 
+def takes_comments(status: str, comment_closes_at: datetime, now: datetime) -> bool:
+    """Whether a review in ``status`` closing at ``comment_closes_at`` takes comments at
+    ``now``: open, and its closing time not yet passed (the worker may not have closed it
+    yet). The one rule for posting, and for what may still change an open period."""
+    return status == ReviewStatus.OPEN.value and now < comment_closes_at
+
+
 class Review(SQLModel, table=True):
     """A public review: a comment period, optional meetings, and at the end a decision."""
 

@@ -19,7 +19,7 @@ from registry.auth.services import Principal
 from registry.errors import Conflict, Invalid, NotFound
 from registry.events.services import append_event
 from registry.ids import new_id
-from registry.reviews.models import ACTIVE, Review, ReviewStatus
+from registry.reviews.models import ACTIVE, Review, ReviewStatus, takes_comments
 from registry.technologies.models import Status, Technology
 from registry.technologies.services import snapshot
 from registry.urls import api_url, technology_page
@@ -243,10 +243,10 @@ def update_review(
         session.flush()
         _append(session, review, "review.rescheduled", now, previous=previous)
         return review
-    if review.status == ReviewStatus.OPEN.value and now < review.comment_closes_at:
-        return _extend(session, review, fields, now=now)
     if review.status == ReviewStatus.OPEN.value:
-        raise _closing_passed(review)
+        if not takes_comments(review.status, review.comment_closes_at, now):
+            raise _closing_passed(review)
+        return _extend(session, review, fields, now=now)
     raise Conflict(
         f"This review is {review.status!r}; dates can be moved only while 'scheduled', and "
         "the closing time extended only while 'open'.",
@@ -308,7 +308,8 @@ def cancel_review(session: Session, review: Review, *, reason: str | None,
             f"This review is {review.status!r}; it can be cancelled only before its comment "
             "period closes ('scheduled' or 'open').",
             current_status=review.status, allowed_statuses=["scheduled", "open"])
-    if review.status == ReviewStatus.OPEN.value and now >= review.comment_closes_at:
+    if (review.status == ReviewStatus.OPEN.value
+            and not takes_comments(review.status, review.comment_closes_at, now)):
         raise _closing_passed(review)
     technology = session.get(Technology, review.technology_id)
     assert technology is not None
