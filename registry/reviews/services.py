@@ -344,7 +344,15 @@ def cancel_reviews_of_withdrawn(session: Session, technology: Technology, *,
 
 def decide_review(session: Session, review: Review, fields: Mapping[str, Any], *,
                   now: datetime) -> Review:
-    """Record the decision after the period closed; the technology's status follows."""
+    """Record the decision after the period closed; the technology's status follows.
+
+    A period whose closing time has passed but which the worker has not closed yet is closed
+    here first, by the worker's own conditional update, so the log still reads opened,
+    closed, decided, and a worker racing this request closes it (and announces it) once.
+    """
+    if (review.status == ReviewStatus.OPEN.value
+            and not takes_comments(review.status, review.comment_closes_at, now)):
+        _close_due(session, review, now=now)
     if review.status != ReviewStatus.CLOSED.value:
         when = ("its comment period has not closed yet" if review.status in ("scheduled", "open")
                 else f"it is {review.status!r}")
@@ -429,13 +437,25 @@ def send_closing_soon_notices(session: Session, *, now: datetime) -> list[str]:
         "comment_period.closing_soon", now)
 
 
+def _closing_due(now: datetime) -> tuple[Any, ...]:
+    return (col(Review.status) == ReviewStatus.OPEN.value, col(Review.comment_closes_at) <= now)
+
+
+def _closed_values(now: datetime) -> dict[str, Any]:
+    return {"status": ReviewStatus.CLOSED.value, "closed_at": now, "updated_at": now}
+
+
 def close_due_comment_periods(session: Session, *, now: datetime) -> list[str]:
     """Close every open period whose closing time has passed; returns the ids closed."""
-    return _transition_due(
-        session,
-        (col(Review.status) == ReviewStatus.OPEN.value, col(Review.comment_closes_at) <= now),
-        {"status": ReviewStatus.CLOSED.value, "closed_at": now, "updated_at": now},
-        "comment_period.closed", now)
+    return _transition_due(session, _closing_due(now), _closed_values(now),
+                           "comment_period.closed", now)
+
+
+def _close_due(session: Session, review: Review, *, now: datetime) -> None:
+    """Close this one review if its closing time has passed (whoever wins announces it)."""
+    _transition_due(session, (col(Review.id) == review.id, *_closing_due(now)),
+                    _closed_values(now), "comment_period.closed", now)
+    session.refresh(review)
 
 
 def upcoming_transition_times(session: Session, *, now: datetime) -> list[datetime]:

@@ -380,3 +380,34 @@ def test_a_period_past_its_closing_time_is_not_extended_or_cancelled_before_it_c
     assert types(client)[-1] == "comment_period.closed"
     assert "comment_period.extended" not in types(client)
     assert "review.cancelled" not in types(client)
+
+
+def test_a_decision_after_the_closing_time_closes_the_period_first(app, client, reviewer,
+                                                                   review, submitted, clock):
+    # The worker is down (or has not yet woken) at the closing time: the reviewer's decision
+    # does not wait for it. The period is closed by the request, announced once, then decided.
+    from datetime import datetime
+
+    clock.advance(days=1)
+    assert run_due_transitions(app, clock).opened == [review["id"]]
+    closes = datetime.fromisoformat(
+        client.get(f"/api/v1/reviews/{review['id']}").get_json()["comment_closes_at"])
+    clock.set(closes - timedelta(seconds=1))
+    early = client.post(f"/api/v1/reviews/{review['id']}/decision", headers=reviewer,
+                        json={"outcome": "approved", "rationale": "Too soon."})
+    assert early.status_code == 409
+    assert client.get(f"/api/v1/reviews/{review['id']}").get_json()["status"] == "open"
+
+    clock.set(closes + timedelta(minutes=1))
+    decided = client.post(f"/api/v1/reviews/{review['id']}/decision", headers=reviewer,
+                          json={"outcome": "rejected", "rationale": "After public comment."})
+    assert decided.status_code == 200, decided.get_json()
+    body = decided.get_json()
+    assert body["status"] == "decided"
+    assert body["closed_at"] == iso(clock.now())
+    assert types(client)[-2:] == ["comment_period.closed", "review.decided"]
+    assert client.get(f"/api/v1/technologies/{submitted['id']}").get_json()["status"] == \
+        "rejected"
+    # The worker, waking late, finds nothing left to close and announces nothing more.
+    assert run_due_transitions(app, clock).closed == []
+    assert types(client).count("comment_period.closed") == 1
