@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "COMMENT_MODERATION": "post",
     # Commenters' emails are kept only to answer them during the review.
     "COMMENT_EMAIL_RETENTION_DAYS": 30,
+    # ...and no longer than this after the period closed, when no decision ever comes: a
+    # review left undecided must not keep residents' emails for ever.
+    "COMMENT_EMAIL_UNDECIDED_DAYS": 365,
     "COMMENT_RATE_LIMIT": "10 per minute;100 per hour",
     # Flags per client: anyone may report a comment, and each report is a stored row.
     "FLAG_RATE_LIMIT": "30 per minute;300 per hour",
@@ -95,8 +98,8 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
         settings["DATABASE_URL"] = env["DATABASE_URL"]
     for key in (
         "SECRET_KEY", "PUBLIC_URL", "TIMEZONE", "WEBHOOK_ALLOW_PRIVATE", "COMMENT_MODERATION",
-        "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_RATE_LIMIT", "FLAG_RATE_LIMIT",
-        "WEBHOOK_CONCURRENCY",
+        "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_EMAIL_UNDECIDED_DAYS", "COMMENT_RATE_LIMIT",
+        "FLAG_RATE_LIMIT", "WEBHOOK_CONCURRENCY",
         "READ_CACHE", "COMMENT_FAST_PATH", "RATELIMIT_STORAGE_URI", "TRUSTED_PROXIES",
     ):
         value = env.get(f"DAYLIGHT_{key}")
@@ -109,11 +112,15 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
 def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     for key in _BOOLEAN_KEYS:
         settings[key] = _truthy(settings[key])
-    for key in ("COMMENT_EMAIL_RETENTION_DAYS", "WEBHOOK_CONCURRENCY", "TRUSTED_PROXIES"):
+    for key in ("COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_EMAIL_UNDECIDED_DAYS",
+                "WEBHOOK_CONCURRENCY", "TRUSTED_PROXIES"):
         try:
             settings[key] = int(settings[key])
         except (TypeError, ValueError):
             raise ConfigError(f"DAYLIGHT_{key} must be a whole number") from None
+    for key in ("COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_EMAIL_UNDECIDED_DAYS"):
+        if settings[key] < 0:
+            raise ConfigError(f"DAYLIGHT_{key} must be 0 or more days")
     if not 0 <= settings["TRUSTED_PROXIES"] <= MAX_TRUSTED_PROXIES:
         raise ConfigError(
             f"DAYLIGHT_TRUSTED_PROXIES must be between 0 and {MAX_TRUSTED_PROXIES}: how many "

@@ -672,15 +672,18 @@ def comments_csv_chunks(sessions: Callable[[], Session], review_id: str) -> Iter
         after = rows[-1][0]
 
 
-def purge_commenter_contacts(session: Session, *, now: datetime, retention_days: int) -> int:
+def purge_commenter_contacts(session: Session, *, now: datetime, retention_days: int,
+                             undecided_days: int) -> int:
     """Delete commenters' personal data (their contact rows, and flaggers' keys) once a
-    review was decided (or cancelled) long enough ago; returns how many records were
-    purged."""
+    review was decided (or cancelled) ``retention_days`` ago, or closed ``undecided_days``
+    ago with no decision yet; returns how many records were purged."""
     cutoff = now - timedelta(days=retention_days)
     finished = select(col(Review.id)).where(
         ((col(Review.status) == ReviewStatus.DECIDED.value) & (col(Review.decided_at) <= cutoff))
         | ((col(Review.status) == ReviewStatus.CANCELLED.value)
            & (col(Review.cancelled_at) <= cutoff))
+        | ((col(Review.status) == ReviewStatus.CLOSED.value)
+           & (col(Review.closed_at) <= now - timedelta(days=undecided_days)))
     )
     doomed = select(col(Comment.id)).where(col(Comment.review_id).in_(finished))
     result = session.execute(

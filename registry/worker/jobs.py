@@ -109,11 +109,13 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> FanOut:
 
 
 def purge_personal_data(app: Flask, clock: Clock) -> int:
-    """Delete commenters' emails and address keys the configured days after the decision."""
+    """Delete commenters' emails and address keys the configured days after the decision
+    (or after the close, when no decision came)."""
     # Imported here, not above: a restarting worker opens what fell due before it loads
     # the comments' services (and their CSV export), which the opening does not need.
     from registry.comments.services import purge_commenter_contacts
 
     with app.app_context(), transaction(app) as session:
         return purge_commenter_contacts(
-            session, now=clock.now(), retention_days=app.config["COMMENT_EMAIL_RETENTION_DAYS"])
+            session, now=clock.now(), retention_days=app.config["COMMENT_EMAIL_RETENTION_DAYS"],
+            undecided_days=app.config["COMMENT_EMAIL_UNDECIDED_DAYS"])

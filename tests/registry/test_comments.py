@@ -404,6 +404,33 @@ def test_emails_are_purged_after_the_retention_period(app, client, open_review, 
     assert purge_personal_data(app, clock) == 0
 
 
+def test_emails_of_a_review_never_decided_are_purged_a_year_after_the_close(
+        app, client, open_review, reviewer, clock):
+    receipt = post(client, open_review, email=EMAIL).get_json()
+    clock.advance(days=60)
+    assert run_due_transitions(app, clock).closed == [open_review["id"]]
+    clock.advance(days=app.config["COMMENT_EMAIL_UNDECIDED_DAYS"] - 1)
+    assert purge_personal_data(app, clock) == 0  # the city may still write to them
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments", headers=reviewer)
+    assert listed.get_json()["items"][0]["email"] == EMAIL
+    clock.advance(days=2)
+    assert purge_personal_data(app, clock) == 1
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments", headers=reviewer)
+    assert [(c["id"], c["email"]) for c in listed.get_json()["items"]] == [(receipt["id"], None)]
+    # A decision that comes later still records; the emails are simply gone.
+    decided = client.post(f"/api/v1/reviews/{open_review['id']}/decision", headers=reviewer,
+                          json={"outcome": "approved", "rationale": "Late, after comment."})
+    assert decided.status_code == 200
+
+
+def test_the_comment_form_says_how_long_an_email_is_kept(app, client, open_review):
+    app.config.update(COMMENT_EMAIL_RETENTION_DAYS=45, COMMENT_EMAIL_UNDECIDED_DAYS=200)
+    page = client.get(f"/technologies/{open_review['technology']['id']}")
+    text = " ".join(page.get_data(as_text=True).split())
+    assert "It is deleted 45 days after the city's decision, or 200 days after comments close" \
+        in text
+
+
 def test_an_unknown_tracking_number_is_404(client):
     assert client.get("/api/v1/comments/DL-0000-0000").status_code == 404
 

@@ -40,6 +40,9 @@ def test_the_default_database_is_sqlite_in_the_instance_folder(monkeypatch):
      "DAYLIGHT_COMMENT_RATE_LIMIT 'ten per minute' is not a rate limit"),
     ("DAYLIGHT_COMMENT_RATE_LIMIT", "10 per fortnight", "not a rate limit"),
     ("DAYLIGHT_FLAG_RATE_LIMIT", "10 per minute;", "DAYLIGHT_FLAG_RATE_LIMIT"),
+    # A negative retention would purge emails before the decision they wait for.
+    ("DAYLIGHT_COMMENT_EMAIL_RETENTION_DAYS", "-1", "0 or more days"),
+    ("DAYLIGHT_COMMENT_EMAIL_UNDECIDED_DAYS", "a year", "must be a whole number"),
 ])
 def test_bad_settings_are_refused_with_a_clear_message(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
