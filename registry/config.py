@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     # proxy a client could write the header itself, so it is believed only when set.
     "TRUSTED_PROXIES": 0,
     "WEBHOOK_CONCURRENCY": 8,
+    # Finished webhook deliveries (and their attempts) are kept this long for partners to
+    # look at; the event log, kept for ever, is how a partner catches up on older events.
+    "WEBHOOK_LOG_RETENTION_DAYS": 90,
     # Anonymous API reads served from memory while the event log has not moved.
     "READ_CACHE": True,
     # Anonymous JSON comment posts answered in front of Flask (registry.comments.fast_post).
@@ -99,7 +102,7 @@ def load_settings(instance_path: str, overrides: dict[str, Any] | None = None) -
     for key in (
         "SECRET_KEY", "PUBLIC_URL", "TIMEZONE", "WEBHOOK_ALLOW_PRIVATE", "COMMENT_MODERATION",
         "COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_EMAIL_UNDECIDED_DAYS", "COMMENT_RATE_LIMIT",
-        "FLAG_RATE_LIMIT", "WEBHOOK_CONCURRENCY",
+        "FLAG_RATE_LIMIT", "WEBHOOK_CONCURRENCY", "WEBHOOK_LOG_RETENTION_DAYS",
         "READ_CACHE", "COMMENT_FAST_PATH", "RATELIMIT_STORAGE_URI", "TRUSTED_PROXIES",
     ):
         value = env.get(f"DAYLIGHT_{key}")
@@ -113,7 +116,7 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     for key in _BOOLEAN_KEYS:
         settings[key] = _truthy(settings[key])
     for key in ("COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_EMAIL_UNDECIDED_DAYS",
-                "WEBHOOK_CONCURRENCY", "TRUSTED_PROXIES"):
+                "WEBHOOK_LOG_RETENTION_DAYS", "WEBHOOK_CONCURRENCY", "TRUSTED_PROXIES"):
         try:
             settings[key] = int(settings[key])
         except (TypeError, ValueError):
@@ -121,6 +124,9 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     for key in ("COMMENT_EMAIL_RETENTION_DAYS", "COMMENT_EMAIL_UNDECIDED_DAYS"):
         if settings[key] < 0:
             raise ConfigError(f"DAYLIGHT_{key} must be 0 or more days")
+    if settings["WEBHOOK_LOG_RETENTION_DAYS"] < 1:
+        raise ConfigError("DAYLIGHT_WEBHOOK_LOG_RETENTION_DAYS must be 1 or more days: "
+                          "partners need the delivery log to see what reached them")
     if not 0 <= settings["TRUSTED_PROXIES"] <= MAX_TRUSTED_PROXIES:
         raise ConfigError(
             f"DAYLIGHT_TRUSTED_PROXIES must be between 0 and {MAX_TRUSTED_PROXIES}: how many "

@@ -18,8 +18,10 @@ from sqlmodel import Session, col, select
 from webhooks.claims import park_deliveries, unpark_deliveries
 from webhooks.ids import new_id
 from webhooks.models import (
+    FAILED,
     PENDING,
     SENDING,
+    SUCCEEDED,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -320,6 +322,39 @@ def retry_delivery(session: Session, delivery: WebhookDelivery, *, now: datetime
     return True
 
 
+def purge_finished_deliveries(session: Session, *, endpoint_id: str, before: datetime,
+                              limit: int) -> int:
+    """Delete up to ``limit`` of an endpoint's deliveries made before ``before`` that have
+    finished (succeeded or failed), with their attempts, and the messages that no delivery
+    needs any more; returns how many deliveries went.
+
+    A delivery still pending (a parked one for a disabled endpoint, say) is kept whatever
+    its age. The rows are locked first (skipping any a sender or a retry holds), so a retry
+    made at the same moment either comes first and keeps its delivery, or finds it gone.
+    """
+    rows = session.execute(
+        select(col(WebhookDelivery.id), col(WebhookDelivery.message_id))
+        .where(col(WebhookDelivery.endpoint_id) == endpoint_id,
+               col(WebhookDelivery.created_at) < before,
+               col(WebhookDelivery.status).in_([SUCCEEDED, FAILED]))
+        .order_by(col(WebhookDelivery.created_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not rows:
+        return 0
+    ids = [delivery_id for delivery_id, _ in rows]
+    session.execute(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(ids)))
+    session.execute(delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(ids)))
+    still_needed = select(col(WebhookDelivery.id)).where(
+        col(WebhookDelivery.message_id) == col(WebhookMessage.id))
+    session.execute(delete(WebhookMessage).where(
+        col(WebhookMessage.id).in_({message_id for _, message_id in rows}),
+        ~still_needed.exists()))
+    session.flush()
+    return len(ids)
+
+
 @dataclass(frozen=True)
 class DeliveryRecord:
     """A delivery with its event type and every attempt, oldest first."""
@@ -437,6 +472,7 @@ __all__ = [
     "list_deliveries",
     "live_secrets",
     "message_body",
+    "purge_finished_deliveries",
     "retry_delivery",
     "rotate_secret",
     "subscriptions",

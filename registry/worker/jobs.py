@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import NamedTuple
 
 from flask import Flask
@@ -106,6 +107,35 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> FanOut:
         session.add(cursor)
         return FanOut(len(heads), any(type_ in TIMING_EVENTS for _, type_, _ in heads),
                       deliveries)
+
+
+#: Deliveries deleted per transaction: SQLite's one writer is never held for long.
+DELIVERY_PURGE_BATCH = 1000
+
+
+def purge_delivery_log(app: Flask, clock: Clock, *, batch: int = DELIVERY_PURGE_BATCH) -> int:
+    """Delete finished webhook deliveries (with their attempts and messages) older than the
+    configured days; returns how many deliveries went.
+
+    The log is for a partner to see what reached them and why something did not; the event
+    log, kept for ever, is how they catch up on anything older.
+    """
+    from webhooks.models import WebhookEndpoint
+    from webhooks.services import purge_finished_deliveries
+
+    before = clock.now() - timedelta(days=app.config["WEBHOOK_LOG_RETENTION_DAYS"])
+    with app.app_context(), transaction(app) as session:
+        endpoints = session.execute(select(col(WebhookEndpoint.id))).scalars().all()
+    purged = 0
+    for endpoint_id in endpoints:
+        while True:
+            with app.app_context(), transaction(app) as session:
+                done = purge_finished_deliveries(session, endpoint_id=endpoint_id,
+                                                 before=before, limit=batch)
+            purged += done
+            if done < batch:
+                break
+    return purged
 
 
 def purge_personal_data(app: Flask, clock: Clock) -> int:

@@ -22,6 +22,7 @@ from registry.reviews.services import upcoming_transition_times
 from registry.worker.jobs import (
     FanOut,
     fan_out_new_events,
+    purge_delivery_log,
     purge_personal_data,
     run_due_transitions,
 )
@@ -137,10 +138,13 @@ class Worker:
             self._timers = set(wanted)
 
     def purge(self) -> None:
-        """Delete commenters' personal data that is past its time."""
+        """Delete commenters' personal data, and webhook deliveries, past their time."""
         purged = purge_personal_data(self.app, self.clock)
         if purged:
             log.info("purged personal data of %d comments", purged)
+        deliveries = purge_delivery_log(self.app, self.clock)
+        if deliveries:
+            log.info("purged %d finished webhook deliveries past their time", deliveries)
 
     # --- lifecycle -----------------------------------------------------------------------
 

@@ -200,6 +200,7 @@ def test_partners_page_lists_every_event_type_and_the_headers(client):
     for header in ("webhook-id", "webhook-timestamp", "webhook-signature"):
         assert header in page
     assert "from standardwebhooks.webhooks import Webhook" in page
+    assert "kept in that log for 90 days" in " ".join(page.split())
 
 
 def test_the_partners_example_verifies_a_real_daylight_delivery(monkeypatch):

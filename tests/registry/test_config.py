@@ -43,6 +43,7 @@ def test_the_default_database_is_sqlite_in_the_instance_folder(monkeypatch):
     # A negative retention would purge emails before the decision they wait for.
     ("DAYLIGHT_COMMENT_EMAIL_RETENTION_DAYS", "-1", "0 or more days"),
     ("DAYLIGHT_COMMENT_EMAIL_UNDECIDED_DAYS", "a year", "must be a whole number"),
+    ("DAYLIGHT_WEBHOOK_LOG_RETENTION_DAYS", "0", "1 or more days"),
 ])
 def test_bad_settings_are_refused_with_a_clear_message(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)

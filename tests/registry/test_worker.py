@@ -123,6 +123,37 @@ def test_a_failed_delivery_is_retried_by_hand(app, client, token, receiver, work
     assert len(ids) == 1  # the same webhook-id on every attempt
 
 
+def test_the_worker_purges_deliveries_past_the_log_retention(app, client, token, receiver,
+                                                             worker, clock):
+    partner = token("partner")
+    clock.advance(seconds=1)
+    endpoint = subscribe(client, partner, receiver.url("/log"))
+    deliveries_url = f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries"
+
+    def send_a_test() -> None:
+        assert client.post(f"/api/v1/webhook-endpoints/{endpoint['id']}/test",
+                           headers=partner).status_code == 202
+        worker.follow()
+        assert worker.engine.wait_idle(10)
+
+    send_a_test()
+    [old] = client.get(deliveries_url, headers=partner).get_json()["items"]
+    days = app.config["WEBHOOK_LOG_RETENTION_DAYS"]
+    assert days == 90
+    clock.advance(days=days - 1)
+    send_a_test()
+    receiver.wait_for(2, path="/log")
+    worker.purge()
+    assert len(client.get(deliveries_url, headers=partner).get_json()["items"]) == 2
+
+    clock.advance(days=1, seconds=1)
+    worker.purge()
+    [kept] = client.get(deliveries_url, headers=partner).get_json()["items"]
+    assert kept["id"] != old["id"] and kept["status"] == "succeeded"
+    retried = client.post(f"/api/v1/webhook-deliveries/{old['id']}/retry", headers=partner)
+    assert retried.status_code == 404
+
+
 def test_a_hidden_comment_goes_to_webhooks_as_hidden_on_retries_and_after(
         app, client, token, make_technology, receiver, worker, clock):
     # The first try of its comment.published fails; a reviewer hides the comment; the retry

@@ -16,6 +16,7 @@ from registry.clock import FakeClock
 from tests.webhooks.conftest import EngineFactory
 from tests.webhooks.receiver import Receiver
 from webhooks import (
+    FAILED,
     PENDING,
     SUCCEEDED,
     DeliveryEngine,
@@ -29,6 +30,7 @@ from webhooks import (
     enqueue_event,
     enqueue_events,
     list_deliveries,
+    purge_finished_deliveries,
     retry_delivery,
     rotate_secret,
     update_endpoint,
@@ -328,3 +330,54 @@ def test_a_manual_retry_of_a_delivery_to_a_disabled_endpoint_waits(
 
     make_sender().run_until_idle()
     assert receiver.received == []
+
+
+def test_finished_deliveries_past_their_time_are_purged_and_parked_ones_kept(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    live, _ = add_endpoint(receiver.url("/live"))
+    paused, _ = add_endpoint(receiver.url("/paused"))
+    old_event = publish()
+    with sessions() as session:  # the paused endpoint's delivery of the old event is parked
+        update_endpoint(session, session.get_one(WebhookEndpoint, paused.id), enabled=False,
+                        now=clock.now())
+        session.commit()
+    sender.run_until_idle()
+    receiver.wait_for(1)
+    clock.advance(days=91)
+    new_event = publish()
+    sender.run_until_idle()
+    receiver.wait_for(2)
+
+    before = clock.now() - timedelta(days=90)
+    with sessions() as session:
+        assert purge_finished_deliveries(session, endpoint_id=paused.id, before=before,
+                                         limit=10) == 0
+        assert purge_finished_deliveries(session, endpoint_id=live.id, before=before,
+                                         limit=10) == 1
+        session.commit()
+    with sessions() as session:
+        left = {(d.endpoint_id, d.message_id, d.status)
+                for d in session.exec(select(WebhookDelivery)).all()}
+        assert left == {(live.id, new_event, SUCCEEDED), (paused.id, old_event, PENDING)}
+        page = list_deliveries(session, endpoint_id=live.id)
+        assert [(r.delivery.message_id, len(r.attempts)) for r in page.items] == [(new_event, 1)]
+        # The old message stays while the parked delivery still needs it.
+        assert {m.id for m in session.exec(select(WebhookMessage)).all()} == {old_event,
+                                                                             new_event}
+        # Once that delivery finishes too (here: given up), its message goes with it.
+        parked = session.exec(select(WebhookDelivery).where(
+            WebhookDelivery.endpoint_id == paused.id)).one()
+        parked.status = FAILED
+        session.add(parked)
+        session.commit()
+    with sessions() as session:
+        assert purge_finished_deliveries(session, endpoint_id=paused.id, before=before,
+                                         limit=10) == 1
+        session.commit()
+        assert [m.id for m in session.exec(select(WebhookMessage)).all()] == [new_event]
