@@ -57,17 +57,19 @@ def retry_delay(
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """A Retry-After header (delay in seconds, or an HTTP date) as a wait from ``now``."""
+    """A Retry-After header (delay in seconds, or an HTTP date) as a wait from ``now``;
+    None for anything else. It is a receiver's word: no value of it may raise, or the
+    results recorded with it would fail the sender's pass for every endpoint."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() takes too
         return timedelta(seconds=int(value[:9]))  # nine digits are 31 years: plenty
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        wait = when - now
+    except (TypeError, ValueError, IndexError, OverflowError):  # e.g. the year 99999999999
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT
         return None
-    wait = when - now
     return wait if wait > timedelta(0) else None

@@ -49,6 +49,14 @@ class Outcome:
     response_body: str | None = None
     retry_after: str | None = None  # the raw Retry-After header of a failed response
 
+    def __post_init__(self) -> None:
+        # What a receiver sends back is stored with the attempt, and PostgreSQL's text
+        # cannot hold NUL: one such byte would fail the sender's every pass, for everyone.
+        for name in ("error_detail", "response_body"):
+            value = getattr(self, name)
+            if value is not None and "\x00" in value:
+                setattr(self, name, value.replace("\x00", "\ufffd"))
+
     @property
     def succeeded(self) -> bool:
         """Whether the receiver accepted the webhook."""

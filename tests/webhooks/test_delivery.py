@@ -288,3 +288,22 @@ def test_a_slow_endpoint_does_not_hold_up_the_others(
         gate.set()
     sender.run_until_idle()
     assert len(receiver.requests_to("/slow")) == 6
+
+
+def test_a_response_body_with_nul_bytes_is_recorded_and_delivery_goes_on(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+) -> None:
+    # PostgreSQL's text cannot hold NUL: stored as it came, it failed the sender's every pass.
+    receiver.respond("/hook", Reply(status=500, body=b"bad\x00gateway"))
+    add_endpoint(receiver.url("/hook"))
+    publish()
+
+    sender.run_until_idle()
+
+    [attempt] = attempts(sessions)
+    assert (attempt.status_code, attempt.response_body) == (500, "bad\ufffdgateway")
+    assert only_delivery(sessions).status == PENDING

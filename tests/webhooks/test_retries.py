@@ -219,6 +219,43 @@ def test_parse_retry_after_reads_seconds_and_dates() -> None:
     assert parse_retry_after("Mon, 02 Mar 2026 08:00:00 GMT", now) is None  # in the past
     assert parse_retry_after("", now) is None
     assert parse_retry_after(None, now) is None
+    # A receiver's word: none of these may raise (each once stopped every delivery).
+    assert parse_retry_after("²", now) is None  # a digit to str.isdigit, not to int()
+    assert parse_retry_after("Mon, 01 Jan 99999999999 00:00:00 GMT", now) is None
+    assert parse_retry_after("Mon, 01 Jan 2026 00:00:00", now) is None  # no zone
+
+
+@pytest.mark.parametrize("retry_after", ["²", "Mon, 01 Jan 99999999999 00:00:00 GMT"])
+def test_an_unreadable_retry_after_does_not_stop_other_deliveries(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+    retry_after: str,
+) -> None:
+    receiver.respond("/odd", Reply(status=503, headers={"Retry-After": retry_after}))
+    add_endpoint(receiver.url("/odd"))
+    add_endpoint(receiver.url("/fine"))
+    event_id = publish()
+    sender.run_until_idle()
+
+    with sessions() as session:
+        deliveries = session.exec(select(WebhookDelivery)).all()
+        assert sorted(d.status for d in deliveries) == [PENDING, SUCCEEDED]
+    odd = [d for d in deliveries if d.status == PENDING][0]
+    assert odd.next_attempt_at == clock.now() + RETRY_SCHEDULE[0]  # the header is ignored
+    assert odd.message_id == event_id and odd.attempts == 1
+    with sessions() as session:
+        [attempt] = session.exec(
+            select(WebhookAttempt).where(WebhookAttempt.delivery_id == odd.id)).all()
+        assert attempt.status_code == 503
+    # The sender goes on: the retry and a later event reach both endpoints.
+    clock.advance(RETRY_SCHEDULE[0])
+    publish()
+    sender.run_until_idle()
+    assert len(receiver.requests_to("/fine")) == 2 and len(receiver.requests_to("/odd")) == 3
 
 
 def test_an_endpoint_failing_for_five_days_is_disabled_and_says_so(
