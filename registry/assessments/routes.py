@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from registry.api import page_schema, whole_list
+from registry.assessments.schemas import AssessmentOut, PolicyOut
 from registry.assessments.services import (
     assess_technology,
     assessment_dict,
@@ -33,33 +34,6 @@ class BadRequest(Problem):
     """The body is not a JSON object."""
 
 
-class PolicyOut(Schema):
-    """A policy with its immutable versions, newest first."""
-
-    slug = fields.String()
-    title = fields.String()
-    url = fields.String()
-    active_version = fields.Integer(allow_none=True)
-    created_at = fields.DateTime()
-    versions = fields.List(fields.Dict())
-
-
-class AssessmentOut(Schema):
-    """An assessment: findings per criterion, the risk tier and what it requires."""
-
-    id = fields.String()
-    technology_id = fields.String()
-    trigger = fields.String()
-    created_at = fields.DateTime()
-    policy_versions = fields.List(fields.Dict())
-    findings = fields.List(fields.Dict())
-    risk_tier = fields.String()
-    risk_tier_reasons = fields.List(fields.String())
-    min_comment_days = fields.Integer()
-    meeting_required = fields.Boolean()
-    outdated = fields.Boolean()
-    outdated_at = fields.DateTime(allow_none=True)
-    outdated_reason = fields.String(allow_none=True)
 
 
 PolicyList = page_schema(PolicyOut, "PolicyList")

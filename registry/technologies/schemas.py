@@ -9,6 +9,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from policies.vocabulary import VOCABULARIES
 from registry.api import ListArgs, page_schema
+from registry.assessments.schemas import AssessmentOut
+from registry.reviews.schemas import ReviewOut
 from registry.technologies.models import TEXT_FIELDS, Status
 
 _LONG_TEXT = validate.Length(max=20_000)
@@ -130,9 +132,12 @@ TechnologyOut = _TechnologyOutBase.from_dict(
 class TechnologyDetail(TechnologyOut):  # type: ignore[misc,valid-type]
     """A technology with its latest assessment and its reviews."""
 
-    assessment = fields.Dict(allow_none=True,
-                             metadata={"description": "The latest assessment, or null."})
-    reviews = fields.List(fields.Dict(), metadata={"description": "Public reviews, newest first."})
+    # Nested schemas, not plain dicts: a dict's times would reach Flask's JSON encoder,
+    # which writes HTTP dates, where the contract promises RFC 3339.
+    assessment = fields.Nested(AssessmentOut, allow_none=True,
+                               metadata={"description": "The latest assessment, or null."})
+    reviews = fields.List(fields.Nested(ReviewOut),
+                          metadata={"description": "Public reviews, newest first."})
 
 
 class TechnologyListArgs(ListArgs):
