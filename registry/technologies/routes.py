@@ -8,13 +8,16 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlmodel import Session
 
+from policies.document import RISK_TIERS
+from policies.vocabulary import DATA_COLLECTED
 from registry.api import csv_list, decode_cursor, paged
 from registry.auth.context import current_principal, require
 from registry.auth.models import Role
 from registry.clock import now
 from registry.database import db
 from registry.departments.services import department_by_id
-from registry.technologies.models import Technology
+from registry.errors import Invalid
+from registry.technologies.models import Status, Technology
 from registry.technologies.schemas import (
     TechnologyDetail,
     TechnologyIn,
@@ -64,6 +67,19 @@ def technology_dict(session: Session, technology: Technology, *, detail: bool = 
     return body
 
 
+def _known(args: dict[str, Any], name: str, allowed: list[str],
+           errors: dict[str, list[str]]) -> list[str]:
+    """A comma-separated filter's values, each once; a value no record can hold is an error
+    (it would match nothing, silently), named in ``errors``."""
+    values = list(dict.fromkeys(csv_list(args.get(name))))
+    unknown = [value for value in values if value not in allowed]
+    if unknown:
+        shown = ", ".join(repr(value[:40]) for value in unknown[:5])
+        errors[name] = [f"Unknown value {shown}: use one of {', '.join(allowed)} "
+                        "(comma-separated)."]
+    return values
+
+
 @blp.route("")
 class Technologies(MethodView):
     """The registry's technologies."""
@@ -73,14 +89,17 @@ class Technologies(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List technologies. Drafts appear only to their department's staff and to admins."""
         session = db()
+        errors: dict[str, list[str]] = {}
         filters = TechnologyFilters(
-            status=csv_list(args.get("status")),
+            status=_known(args, "status", [s.value for s in Status], errors),
             department=args.get("department"),
-            risk_tier=csv_list(args.get("risk_tier")),
-            data_collected=csv_list(args.get("data_collected")),
+            risk_tier=_known(args, "risk_tier", list(RISK_TIERS), errors),
+            data_collected=_known(args, "data_collected", sorted(DATA_COLLECTED), errors),
             in_use=args.get("in_use"),
             q=args.get("q"),
         )
+        if errors:
+            raise Invalid("Unknown filter values; see errors.", errors=errors)
         items = list_technologies(session, current_principal(), filters,
                                   after=decode_cursor(args["cursor"], str),
                                   limit=args["limit"] + 1)
