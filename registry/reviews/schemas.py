@@ -33,13 +33,23 @@ class MeetingSchema(Schema):
             raise ValidationError("A meeting must end after it starts.", "ends_at")
 
 
+def _distinct_ids(meetings: list[dict[str, Any]]) -> None:
+    """Refuse two meetings with one id: the id names a meeting in calendars."""
+    ids = [m["id"] for m in meetings if m.get("id")]
+    if len(ids) != len(set(ids)):
+        raise ValidationError("Two meetings have the same id; each meeting needs its own.")
+
+
+_MEETINGS = validate.And(validate.Length(max=20), _distinct_ids)
+
+
 class ReviewIn(Schema):
     """Schedule a public review."""
 
     comment_opens_at = Moment(required=True)
     comment_closes_at = Moment(required=True)
     meetings = fields.List(fields.Nested(MeetingSchema), load_default=list,
-                           validate=validate.Length(max=20))
+                           validate=_MEETINGS)
     override_reason = fields.String(validate=_TEXT, load_default=None, allow_none=True,
                                     metadata={"description": "Public reason for a period "
                                               "shorter than the assessment's minimum."})
@@ -50,7 +60,7 @@ class ReviewPatch(Schema):
 
     comment_opens_at = Moment()
     comment_closes_at = Moment()
-    meetings = fields.List(fields.Nested(MeetingSchema), validate=validate.Length(max=20))
+    meetings = fields.List(fields.Nested(MeetingSchema), validate=_MEETINGS)
     override_reason = fields.String(validate=_TEXT, allow_none=True)
     reason = fields.String(validate=_TEXT, metadata={"description": "Why an open period is "
                                                      "extended (public)."})

@@ -225,6 +225,10 @@ def update_review(
     technology = session.get(Technology, review.technology_id)
     assert technology is not None
     if review.status == ReviewStatus.SCHEDULED.value:
+        if "reason" in fields:
+            raise Invalid("The review is not open yet; see errors.", errors={"reason": [
+                "A reason goes with extending an open comment period. Before it opens, "
+                "move the dates (and give override_reason if the period is short)."]})
         previous = {"comment_opens_at": _iso(review.comment_opens_at),
                     "comment_closes_at": _iso(review.comment_closes_at)}
         opens_at = fields.get("comment_opens_at", review.comment_opens_at)
@@ -233,10 +237,15 @@ def update_review(
         override = review.override_reason
         if "override_reason" in fields:
             override = (fields["override_reason"] or "").strip() or None
+        stored_meetings = _same_meetings(review.meetings, meetings)
+        if (opens_at, closes_at, override) == (
+                review.comment_opens_at, review.comment_closes_at, review.override_reason
+        ) and stored_meetings == review.meetings:
+            return review  # nothing changes: no reschedule to announce
         _check_period(session, technology, opens_at, closes_at, meetings, override, now,
                       opens_given="comment_opens_at" in fields)
         review.comment_opens_at, review.comment_closes_at = opens_at, closes_at
-        review.meetings = _meetings_json(meetings)
+        review.meetings = stored_meetings
         review.override_reason = override
         review.updated_at = now
         session.add(review)
@@ -251,6 +260,24 @@ def update_review(
         f"This review is {review.status!r}; dates can be moved only while 'scheduled', and "
         "the closing time extended only while 'open'.",
         current_status=review.status, allowed_statuses=["scheduled", "open"])
+
+
+def _same_meetings(stored: list[dict[str, Any]], meetings: Sequence[Mapping[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """The meetings to store: the stored ones themselves when ``meetings`` are the same
+    (a meeting sent back without its id counts as the same), so that resending them is
+    not a change and keeps their ids; otherwise ``meetings``, each with an id."""
+    given = _meetings_json(meetings)
+
+    def same(sent: Mapping[str, Any], new: dict[str, Any], old: dict[str, Any]) -> bool:
+        return ((not sent.get("id") or sent["id"] == old.get("id"))
+                and {k: v for k, v in new.items() if k != "id"}
+                == {k: v for k, v in old.items() if k != "id"})
+
+    if len(given) == len(stored) and all(
+            same(*trio) for trio in zip(meetings, given, stored, strict=True)):
+        return stored
+    return given
 
 
 def _closing_passed(review: Review) -> Conflict:

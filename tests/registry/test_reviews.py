@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -411,3 +411,39 @@ def test_a_decision_after_the_closing_time_closes_the_period_first(app, client, 
     # The worker, waking late, finds nothing left to close and announces nothing more.
     assert run_due_transitions(app, clock).closed == []
     assert types(client).count("comment_period.closed") == 1
+
+
+def test_a_patch_that_changes_nothing_announces_no_reschedule(client, reviewer, review):
+    before = client.get(f"/api/v1/reviews/{review['id']}").get_json()
+    same = {"comment_opens_at": review["comment_opens_at"],
+            "comment_closes_at": review["comment_closes_at"],
+            # The meeting sent back as it was shown, even without its id, is the same one.
+            "meetings": [{k: v for k, v in m.items() if k != "id"} for m in review["meetings"]]}
+    for body in ({}, same):
+        response = client.patch(f"/api/v1/reviews/{review['id']}", json=body, headers=reviewer)
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json() == before
+    assert "review.rescheduled" not in types(client)
+    moved = client.patch(f"/api/v1/reviews/{review['id']}", headers=reviewer, json={
+        "comment_closes_at": iso(datetime.fromisoformat(review["comment_closes_at"])
+                                 + timedelta(days=1))})
+    assert moved.status_code == 200
+    assert moved.get_json()["meetings"] == before["meetings"]  # ids kept
+    assert types(client).count("review.rescheduled") == 1
+
+
+def test_a_reason_is_refused_before_the_period_opens(client, reviewer, review):
+    response = client.patch(f"/api/v1/reviews/{review['id']}", headers=reviewer,
+                            json={"reason": "More time for the library branch."})
+    assert response.status_code == 422
+    assert "reason" in response.get_json()["errors"]
+    assert "review.rescheduled" not in types(client)
+
+
+def test_two_meetings_with_one_id_are_refused(client, reviewer, submitted, clock):
+    opens = clock.now() + timedelta(days=1)
+    meeting = {"id": "town-hall", "starts_at": iso(opens + timedelta(days=3)), "place": "Hall"}
+    response = schedule(client, reviewer, submitted["id"], opens=opens,
+                        meetings=[meeting, {**meeting, "place": "Library"}])
+    assert response.status_code == 422
+    assert "meetings" in response.get_json()["errors"]
