@@ -76,8 +76,10 @@ class EventType:
 
 EVENT_TYPES: dict[str, EventType] = {
     "technology.submitted": EventType(
-        "A department submitted a technology for review; its record is now public.",
-        {"technology": _TECHNOLOGY},
+        "A department submitted a technology for review; its record is now public. It is "
+        "assessed in the same moment: `risk_tier` is null here (on a first submission) and "
+        "comes with the `assessment.completed` event that follows.",
+        {"technology": {**_TECHNOLOGY, "status": "submitted", "risk_tier": None}},
     ),
     "technology.updated": EventType(
         "A submitted technology's record was edited; `changed_fields` names what changed.",

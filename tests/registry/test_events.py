@@ -131,6 +131,11 @@ def test_real_events_have_the_shape_of_their_catalog_example(client, staff, make
         for key, value in example.items():
             if isinstance(value, dict) and isinstance(event["data"][key], dict):
                 assert set(event["data"][key]) == set(value), (event["type"], key)
+    # A first submission is assessed after its event: the catalog says its tier is null.
+    submitted = next(e for e in items if e["type"] == "technology.submitted")
+    assert submitted["data"]["technology"]["risk_tier"] is None
+    assert EVENT_TYPES["technology.submitted"].example["technology"]["risk_tier"] is None
+    assert "assessment.completed" in EVENT_TYPES["technology.submitted"].description
 
 
 def test_events_appended_together_keep_their_order_numbers_and_values(app):
