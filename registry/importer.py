@@ -141,6 +141,8 @@ def _to_input(values: dict[str, str]) -> dict[str, Any]:
                 data[name] = ""
         elif name == "annual_cost":
             data[name] = text.replace(",", "")
+        elif name == "retention_days" and text.isascii() and text.lstrip("-").isdigit():
+            data[name] = int(text)  # a whole number of days; anything else the schema names
         else:
             data[name] = text
     return data

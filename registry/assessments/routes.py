@@ -100,10 +100,14 @@ def assess(technology_id: str) -> dict[str, Any]:
     """Assess again against the active policies (reviewer), after a policy or record change."""
     principal = require(Role.REVIEWER, Role.ADMIN)
     technology = get_technology(db(), technology_id, principal, for_update=True)
-    if not technology.is_public:
-        from registry.errors import Conflict
+    from registry.errors import Conflict
 
+    if not technology.is_public:
         raise Conflict("A draft is assessed when it is submitted.",
                        current_status=technology.status)
+    if technology.status == "withdrawn":
+        # A closed record: a new tier on it would be news about something nobody proposes.
+        raise Conflict("This technology was withdrawn; it is assessed again only if a "
+                       "department submits it anew.", current_status=technology.status)
     return assessment_dict(assess_technology(db(), technology, trigger="reassessed",
                                              now=now(), assessed_by=principal.token_id))

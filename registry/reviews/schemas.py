@@ -85,6 +85,13 @@ class DecisionIn(Schema):
     def _rationale_not_blank(self, data: dict[str, Any], **_: Any) -> None:
         if not data.get("rationale", "x").strip():
             raise ValidationError("The rationale cannot be blank.", "rationale")
+        # Conditions published beside an outright approval or a rejection would read as
+        # binding when they are not.
+        if (data.get("conditions") or "").strip() and data.get("outcome") in (
+                "approved", "rejected"):
+            raise ValidationError(
+                "Conditions go only with the outcome 'approved_with_conditions'; leave them "
+                "out, or choose that outcome.", "conditions")
 
 
 class ReviewOut(Schema):

@@ -53,8 +53,9 @@ class _TechnologyInBase(Schema):
     data_collected = _vocabulary_list("data_collected")
     capabilities = _vocabulary_list("capabilities")
     data_sharing = _vocabulary_list("data_sharing")
+    # strict: 1.9 days is a mistake to name, not a value to cut down to 1.
     retention_days = fields.Integer(
-        allow_none=True, validate=validate.Range(min=0, max=36_500),
+        strict=True, allow_none=True, validate=validate.Range(min=0, max=36_500),
         metadata={"description": "Days data is kept; null when unknown."})
     deployment_areas = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
                                    validate=validate.Length(max=200))

@@ -76,6 +76,7 @@ def test_bad_rows_are_reported_by_line_and_field_and_nothing_is_written(app, run
         "Bad link,police,,,,Report javascript:alert(1),\"two\nlines\"\n"
         "Multi-line,police,,,,,\"first\nsecond\"\n"
         "Also bad,police,,-5,,,\n"
+        "Part of a day,police,,1.9,,,\n"
         "Good one,police,,,,,\n",
         encoding="utf-8")
     result = runner.invoke(args=["import", "technologies", str(path)])
@@ -83,6 +84,7 @@ def test_bad_rows_are_reported_by_line_and_field_and_nothing_is_written(app, run
     output = result.output
     assert "line 3, data_collected.1: Not a value of the data_collected vocabulary" in output
     assert "line 3, retention_days: Not a valid integer." in output
+    assert "line 11, retention_days: Not a valid integer." in output  # 1.9, not cut to 1
     assert "line 3, in_use: Not a valid boolean." in output
     assert "line 5, name:" in output
     assert "line 6, documents.0.url: Not a valid URL." in output

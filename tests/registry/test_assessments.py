@@ -187,3 +187,16 @@ def test_a_draft_cannot_be_reassessed(client, make_technology, token):
     response = client.post(f"/api/v1/technologies/{draft['id']}/assessments",
                            headers=token("admin"))
     assert response.status_code == 409
+
+
+def test_a_withdrawn_technology_cannot_be_reassessed(client, staff, make_technology, token):
+    technology = make_technology(submit=True)
+    assert client.post(f"/api/v1/technologies/{technology['id']}/withdraw",
+                       headers=staff).status_code == 200
+    before = client.get("/api/v1/events", query_string={"limit": 200}).get_json()["items"]
+    response = client.post(f"/api/v1/technologies/{technology['id']}/assessments",
+                           headers=token("reviewer"))
+    assert response.status_code == 409
+    assert "withdrawn" in response.get_json()["detail"]
+    after = client.get("/api/v1/events", query_string={"limit": 200}).get_json()["items"]
+    assert after == before

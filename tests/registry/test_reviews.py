@@ -215,11 +215,14 @@ def test_the_decision_sets_the_technology_status(app, client, reviewer, review, 
                                                  outcome):
     clock.advance(days=100)
     run_due_transitions(app, clock)
+    conditions = ("Delete unmatched reads after 30 days."
+                  if outcome == "approved_with_conditions" else None)
     response = client.post(f"/api/v1/reviews/{review['id']}/decision", json={
         "outcome": outcome, "rationale": "After public comment.",
-        "conditions": "Delete unmatched reads after 30 days."}, headers=reviewer)
+        "conditions": conditions}, headers=reviewer)
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["decision"]["outcome"] == outcome
+    assert response.get_json()["decision"]["conditions"] == conditions
     technology = client.get(f"/api/v1/technologies/{submitted['id']}").get_json()
     assert technology["status"] == outcome
     expected_due = (clock.now() + timedelta(days=365)).date().isoformat()
@@ -447,3 +450,15 @@ def test_two_meetings_with_one_id_are_refused(client, reviewer, submitted, clock
                         meetings=[meeting, {**meeting, "place": "Library"}])
     assert response.status_code == 422
     assert "meetings" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize("outcome", ["approved", "rejected"])
+def test_conditions_go_only_with_a_conditional_approval(app, client, reviewer, review, clock,
+                                                        outcome):
+    clock.advance(days=100)
+    run_due_transitions(app, clock)
+    response = client.post(f"/api/v1/reviews/{review['id']}/decision", headers=reviewer, json={
+        "outcome": outcome, "rationale": "ok", "conditions": "Delete reads after 7 days."})
+    assert response.status_code == 422
+    assert "approved_with_conditions" in response.get_json()["errors"]["conditions"][0]
+    assert client.get(f"/api/v1/reviews/{review['id']}").get_json()["status"] == "closed"

@@ -309,3 +309,10 @@ def test_every_time_in_a_record_is_rfc_3339_however_deeply_nested(client, staff,
     # The nested review is the same as the review's own record.
     review = client.get(f"/api/v1/reviews/{record['reviews'][0]['id']}").get_json()
     assert record["reviews"][0] == review
+
+
+def test_a_fraction_of_a_day_is_refused_not_cut_down(client, staff, department):
+    response = client.post("/api/v1/technologies", headers=staff, json={
+        "name": "Sensors", "department": "police", "retention_days": 1.9})
+    assert response.status_code == 422
+    assert "retention_days" in response.get_json()["errors"]
