@@ -157,6 +157,25 @@ def db_upgrade() -> None:
     click.echo("The database is up to date.")
 
 
+def _require_schema() -> None:
+    """Stop with what to do, not a database traceback, when the schema is not there yet."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from registry import migrate
+
+    try:
+        missing = migrate.missing_tables(
+            current_app._get_current_object())  # type: ignore[attr-defined]
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"The database cannot be reached: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}") from exc
+    if missing:
+        raise click.ClickException(
+            "The database has not been set up, or not for this version of Daylight: "
+            "run 'daylight db upgrade' first.")
+
+
 @click.group("tokens")
 def tokens_group() -> None:
     """API tokens."""
@@ -169,6 +188,7 @@ def tokens_group() -> None:
 @with_appcontext
 def tokens_create(role: str, name: str, department: str | None) -> None:
     """Create a token. The token itself is the last line printed, and is shown only once."""
+    _require_schema()
     from registry.auth.services import TokenError, create_token
     from registry.database import transaction
 
@@ -187,6 +207,7 @@ def tokens_create(role: str, name: str, department: str | None) -> None:
 @with_appcontext
 def tokens_list() -> None:
     """List tokens (never their secrets)."""
+    _require_schema()
     from registry.auth.services import list_tokens
     from registry.database import transaction
 
@@ -205,6 +226,7 @@ def tokens_list() -> None:
 @with_appcontext
 def tokens_revoke(token_id: str) -> None:
     """Revoke a token at once."""
+    _require_schema()
     from registry.auth.services import revoke_token
     from registry.database import transaction
 
@@ -226,6 +248,7 @@ def departments_group() -> None:
 @with_appcontext
 def departments_add(slug: str, name: str) -> None:
     """Add a department."""
+    _require_schema()
     from marshmallow import ValidationError
 
     from registry.database import transaction
@@ -263,6 +286,7 @@ def import_group() -> None:
 @with_appcontext
 def import_technologies(file: Any, submit: bool) -> None:
     """Load an inventory from CSV, all or nothing (format: docs/sample-inventory.csv)."""
+    _require_schema()
     from registry.database import transaction
     from registry.errors import Problem
     from registry.importer import ImportFailed, create_rows, read_rows, validate_rows

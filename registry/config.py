@@ -87,6 +87,29 @@ def check_rate_limits(settings: dict[str, Any]) -> None:
                 "between limits)") from None
 
 
+def _check_database_url(value: str) -> None:
+    """Refuse a DATABASE_URL Daylight cannot use, saying what to write instead (never
+    echoing the URL: it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL is not a database URL: use sqlite:///path/to/daylight.db or "
+            "postgresql+psycopg://user:password@host:5432/name") from None
+    if url.drivername in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        return
+    if url.get_backend_name() in ("postgres", "postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL starts with {url.drivername}://, a driver Daylight does not "
+            "install: write postgresql+psycopg:// instead (the same URL otherwise)")
+    raise ConfigError(
+        f"DATABASE_URL names {url.drivername}://; Daylight runs on SQLite (sqlite:///…) or "
+        "PostgreSQL (postgresql+psycopg://…)")
+
+
 def under_gunicorn() -> bool:
     """Whether this process is a gunicorn server (where a random secret would differ per worker)."""
     return "gunicorn" in os.environ.get("SERVER_SOFTWARE", "") or "gunicorn.app" in sys.modules
@@ -155,6 +178,7 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
         settings.setdefault("RATELIMIT_STORAGE_OPTIONS", {
             "socket_timeout": RATE_LIMIT_STORE_TIMEOUT,
             "socket_connect_timeout": RATE_LIMIT_STORE_TIMEOUT})
+    _check_database_url(str(settings["DATABASE_URL"]))
     url = str(settings["PUBLIC_URL"])
     if not url.startswith(("http://", "https://")):
         raise ConfigError("DAYLIGHT_PUBLIC_URL must start with http:// or https://")
@@ -163,6 +187,10 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     # over HTTPS only, and no site sends it along with another site's cross-site POST.
     settings.setdefault("SESSION_COOKIE_SECURE", url.startswith("https://"))
     settings.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # The form's token and that same-site cookie stop forged posts. Flask-WTF's further
+    # check over HTTPS, that the Referer names this site, refuses every resident whose
+    # browser or privacy setting sends none: they could never comment.
+    settings.setdefault("WTF_CSRF_SSL_STRICT", False)
     if not settings.get("SECRET_KEY"):
         if under_gunicorn():
             raise ConfigError(

@@ -47,3 +47,16 @@ def upgrade(app: Flask) -> None:
         # assessed against something real.
         with app.app_context(), transaction(app) as session:
             ensure_default_policies(session, now=now())
+
+
+
+def missing_tables(app: Flask) -> list[str]:
+    """The tables Daylight needs that the database does not have (all of them before the
+    first ``daylight db upgrade``)."""
+    from sqlmodel import SQLModel
+
+    import registry.models  # noqa: F401  (every table registered on the metadata)
+
+    with engine(app).connect() as connection:
+        present = set(inspect(connection).get_table_names())
+    return sorted(set(SQLModel.metadata.tables) - present)

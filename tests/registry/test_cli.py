@@ -168,3 +168,25 @@ def test_what_start_made_is_frozen_out_of_later_collections(tmp_path: Path,
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     assert counts["frozen"] > 20 * counts["walked"], counts
+
+
+@pytest.mark.parametrize("args", [
+    ["tokens", "list"],
+    ["tokens", "create", "--role", "admin", "--name", "Ops"],
+    ["tokens", "revoke", "tok_x"],
+    ["departments", "add", "police", "--name", "Police"],
+    ["import", "technologies", str(Path(__file__).parents[2] / "docs" / "sample-inventory.csv")],
+])
+def test_a_command_before_the_first_upgrade_says_to_run_it(tmp_path: Path, args) -> None:
+    from registry import create_app
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}", "SECRET_KEY": "x"})
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1
+    assert "run 'daylight db upgrade' first" in result.output
+    assert "Traceback" not in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)
+    upgraded = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    if args[:2] == ["tokens", "list"]:
+        assert "No tokens yet" in app.test_cli_runner().invoke(args=args).output

@@ -44,6 +44,10 @@ def test_the_default_database_is_sqlite_in_the_instance_folder(monkeypatch):
     ("DAYLIGHT_COMMENT_EMAIL_RETENTION_DAYS", "-1", "0 or more days"),
     ("DAYLIGHT_COMMENT_EMAIL_UNDECIDED_DAYS", "a year", "must be a whole number"),
     ("DAYLIGHT_WEBHOOK_LOG_RETENTION_DAYS", "0", "1 or more days"),
+    ("DATABASE_URL", "foo", "not a database URL"),
+    # The form some platforms hand out: the driver must be named.
+    ("DATABASE_URL", "postgres://u:secret@db.example/x", "write postgresql\\+psycopg://"),
+    ("DATABASE_URL", "mysql://u@db.example/x", "SQLite"),
 ])
 def test_bad_settings_are_refused_with_a_clear_message(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
