@@ -448,3 +448,21 @@ def test_the_api_and_the_page_form_share_one_budget(app, client, open_review):
                        data={"csrf_token": token.group(1), "body": "two"})
     assert form.status_code == 303
     assert post(client, open_review, body="three").status_code == 429
+
+
+def test_the_form_over_https_needs_no_referer(app, client, open_review):
+    # Flask-WTF's strict HTTPS check refused every browser that sends no Referer (a privacy
+    # setting, some phones) with "The referrer header is missing.": they could never comment.
+    import re
+
+    technology_id = open_review["technology"]["id"]
+    https = "https://daylight.test"
+    page = client.get(f"/technologies/{technology_id}", base_url=https)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True))
+    assert token
+    sent = client.post(f"/technologies/{technology_id}/reviews/{open_review['id']}/comments",
+                       base_url=https, data={"csrf_token": token.group(1), "body": "Hi."})
+    assert sent.status_code == 303, sent.get_data(as_text=True)[:500]
+    forged = client.post(f"/technologies/{technology_id}/reviews/{open_review['id']}/comments",
+                         base_url=https, data={"body": "No token."})
+    assert forged.status_code == 400  # the token itself is still required
