@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 
 from registry.auth.models import Role
 from registry.auth.services import Principal
+from registry.db import unicode_lower
 from registry.departments.models import Department
 from registry.departments.services import department_by_id, get_department
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
@@ -287,8 +288,10 @@ def _filtered(query: Any, filters: TechnologyFilters) -> Any:
         query = query.where(Technology.in_use == filters.in_use)  # type: ignore[arg-type]
     if filters.q:
         needle = filters.q.strip().lower()
+        # An ASCII needle can only match ASCII letters, which SQLite's lower() handles.
+        lower = func.lower if needle.isascii() else unicode_lower
         query = query.where(
-            or_(*(func.lower(getattr(Technology, name)).contains(needle, autoescape=True)
+            or_(*(lower(getattr(Technology, name)).contains(needle, autoescape=True)
                   for name in ("name", "vendor", "description", "purpose")))
         )
     return query

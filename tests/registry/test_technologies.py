@@ -316,3 +316,15 @@ def test_a_fraction_of_a_day_is_refused_not_cut_down(client, staff, department):
         "name": "Sensors", "department": "police", "retention_days": 1.9})
     assert response.status_code == 422
     assert "retention_days" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize("q", ["Éclairage", "éclairage", "ÉCLAIRAGE PUBLIC", "Straße"])
+def test_search_finds_letters_beyond_ascii_in_any_case(client, make_technology, q):
+    # SQLite's lower() knows only A-Z: "É" stayed "É" and "éclairage" found nothing.
+    wanted = make_technology(submit=True, name="Éclairage public intelligent",
+                             description="Lampadaires, Straße und Sensoren.")
+    make_technology(submit=True, name="Eclairage ancien")
+    found = client.get("/api/v1/technologies", query_string={"q": q}).get_json()["items"]
+    assert [t["id"] for t in found] == [wanted["id"]]
+    page = client.get("/technologies", query_string={"q": q}).get_data(as_text=True)
+    assert "Éclairage public intelligent" in page and "Eclairage ancien" not in page
