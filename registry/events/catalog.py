@@ -187,6 +187,13 @@ EVENT_TYPES: dict[str, EventType] = {
         },
         subject="review",
     ),
+    "technology.review_due": EventType(
+        "An approved technology is due for its yearly review today (a year after its "
+        "decision): the department reports on its use and the city reviews it again. "
+        "Announced once per due date.",
+        {"technology": {**_TECHNOLOGY, "status": "approved_with_conditions"},
+         "next_review_due": "2027-05-06", "decided_at": "2026-05-06T02:00:00Z"},
+    ),
     "policy.published": EventType(
         "A policy, or a new version of one, was published; earlier assessments may be out of date.",
         {

@@ -100,6 +100,8 @@ class Technology(SQLModel, table=True):
     submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     next_review_due: date | None = Field(default=None, sa_column=Column(Date()))
+    # The due date the worker announced (technology.review_due), once per due date.
+    review_due_announced_on: date | None = Field(default=None, sa_column=Column(Date()))
 
     @property
     def is_public(self) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select, update
 from sqlmodel import Session, col
 
 from registry.auth.models import Role
@@ -306,3 +306,39 @@ def _visibility(principal: Principal | None) -> Any:
     if principal.role is Role.STAFF:
         return or_(public, col(Technology.department_id) == principal.department_id)
     return public
+
+
+def announce_due_reviews(session: Session, *, today: date, now: datetime) -> list[str]:
+    """Announce (``technology.review_due``) every approved technology whose yearly review
+    falls due by ``today`` and has not been announced for that due date; returns their ids.
+
+    Each announcement is a conditional update that repeats its conditions, so two workers
+    announce each due date once.
+    """
+    approved = [Status.APPROVED.value, Status.APPROVED_WITH_CONDITIONS.value]
+    conditions = (
+        col(Technology.status).in_(approved),
+        col(Technology.next_review_due) <= today,
+        or_(col(Technology.review_due_announced_on).is_(None),
+            col(Technology.review_due_announced_on) < col(Technology.next_review_due)),
+    )
+    announced = []
+    for technology_id in session.execute(
+            select(col(Technology.id)).where(*conditions)).scalars().all():
+        claimed = session.execute(
+            update(Technology).where(col(Technology.id) == technology_id, *conditions)
+            .values(review_due_announced_on=Technology.next_review_due))
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue  # another worker announced it
+        technology = session.get(Technology, technology_id, populate_existing=True)
+        assert technology is not None
+        append_event(
+            session, type="technology.review_due", subject_type="technology",
+            subject_id=technology.id, technology_id=technology.id, now=now,
+            data={"technology": snapshot(session, technology),
+                  "next_review_due": technology.next_review_due.isoformat()
+                  if technology.next_review_due else None,
+                  "decided_at": technology.decided_at.isoformat().replace("+00:00", "Z")
+                  if technology.decided_at else None})
+        announced.append(technology_id)
+    return announced

@@ -109,6 +109,19 @@ def fan_out_new_events(app: Flask, clock: Clock, *, batch: int = 500) -> FanOut:
                       deliveries)
 
 
+def announce_due_reviews(app: Flask, clock: Clock) -> list[str]:
+    """Announce the approved technologies whose yearly review falls due today (in the
+    city's time zone); returns their ids."""
+    from zoneinfo import ZoneInfo
+
+    from registry.technologies.services import announce_due_reviews as announce
+
+    now = clock.now()
+    today = now.astimezone(ZoneInfo(str(app.config["TIMEZONE"]))).date()
+    with app.app_context(), transaction(app) as session:
+        return announce(session, today=today, now=now)
+
+
 #: Deliveries deleted per transaction: SQLite's one writer is never held for long.
 DELIVERY_PURGE_BATCH = 1000
 

@@ -21,6 +21,7 @@ from registry.database import log_head, session_factory, transaction
 from registry.reviews.services import upcoming_transition_times
 from registry.worker.jobs import (
     FanOut,
+    announce_due_reviews,
     fan_out_new_events,
     purge_delivery_log,
     purge_personal_data,
@@ -146,6 +147,12 @@ class Worker:
         if deliveries:
             log.info("purged %d finished webhook deliveries past their time", deliveries)
 
+    def reminders(self) -> None:
+        """Announce yearly reviews that fall due (a date: an hourly look is soon enough)."""
+        due = announce_due_reviews(self.app, self.clock)
+        if due:
+            log.info("announced %d yearly reviews due", len(due))
+
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -161,6 +168,8 @@ class Worker:
             replace_existing=True)
         add(self.purge, "interval", hours=1, id="purge-personal-data", replace_existing=True,
             next_run_time=datetime.now(UTC) + timedelta(seconds=5))
+        add(self.reminders, "interval", hours=1, id="review-reminders", replace_existing=True,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=10))
         self.scheduler.start()
         self.resync_timers()
         if log_head(self.app).listen(lambda _seq: self._log_moved.set()):

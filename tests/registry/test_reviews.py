@@ -462,3 +462,29 @@ def test_conditions_go_only_with_a_conditional_approval(app, client, reviewer, r
     assert response.status_code == 422
     assert "approved_with_conditions" in response.get_json()["errors"]["conditions"][0]
     assert client.get(f"/api/v1/reviews/{review['id']}").get_json()["status"] == "closed"
+
+
+@pytest.mark.parametrize("outcome", ["approved", "rejected"])
+def test_a_yearly_review_falling_due_is_announced_once(app, client, reviewer, review, submitted,
+                                                       clock, outcome):
+    from registry.worker.jobs import announce_due_reviews
+
+    clock.advance(days=100)
+    run_due_transitions(app, clock)
+    decided = client.post(f"/api/v1/reviews/{review['id']}/decision", headers=reviewer,
+                          json={"outcome": outcome, "rationale": "After public comment."})
+    assert decided.status_code == 200
+    due = client.get(f"/api/v1/technologies/{submitted['id']}").get_json()["next_review_due"]
+    clock.advance(days=364)
+    assert announce_due_reviews(app, clock) == []
+    clock.advance(days=1)
+    if outcome == "rejected":  # nothing is due for review: it was never approved
+        assert due is None and announce_due_reviews(app, clock) == []
+        return
+    assert clock.now().date().isoformat() == due
+    assert announce_due_reviews(app, clock) == [submitted["id"]]
+    assert announce_due_reviews(app, clock) == []  # once per due date
+    [event] = public_events(client, type="technology.review_due")
+    assert event["data"]["next_review_due"] == due
+    assert event["data"]["technology"]["id"] == submitted["id"]
+    assert event["data"]["technology"]["status"] == "approved"
