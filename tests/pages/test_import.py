@@ -89,7 +89,7 @@ def test_bad_rows_are_reported_by_line_and_field_and_nothing_is_written(app, run
     assert "line 5, name:" in output
     assert "line 6, documents.0.url: Not a valid URL." in output
     assert "line 10, retention_days:" in output  # after a value spanning two lines
-    assert "line 11, name: Police Department already has a technology named 'Good one'" \
+    assert "line 12, name: Police Department already has a technology named 'Good one'" \
         in output
     assert "Nothing was imported" in output
     assert "line 2" not in output and "line 8" not in output
