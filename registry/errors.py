@@ -178,6 +178,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
+        if wants_html():
+            # A resident gets a page, not problem+json (a refused comment form is shown
+            # again, with what they typed).
+            from registry.pages.errors import render_problem_page
+
+            return render_problem_page(exc)
         return render_problem(exc)
 
     @app.errorhandler(HTTPException)

@@ -182,8 +182,12 @@ def replay(connection: Connection, review_id: str, key: str,
 
 
 def comment_url(comment: Comment | PostedComment, review: ReviewPeriod) -> str:
-    """The comment's place on the technology page."""
-    return f"{technology_page(review.technology_id)}#comment-{comment.id}"
+    """The comment's lasting address: a page that redirects to the page of comments that
+    holds it (``registry.pages.routes.comment_link``). The technology page lists comments
+    20 at a time, oldest first, so an anchor on its first page would miss most of them;
+    finding the right page takes a query, made when the link is followed, not here (this
+    runs on every comment posted)."""
+    return f"{technology_page(review.technology_id)}/comments/{comment.id}"
 
 
 def public_comment(comment: Comment, review: Review) -> dict[str, Any]:

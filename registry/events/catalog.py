@@ -54,7 +54,7 @@ _COMMENT: dict[str, Any] = {
     "id": "cmt_01jd3k4m5n6p7q8r9s0t1v2w3x",
     "review_id": _REVIEW["id"],
     "url": f"{_BASE}/technologies/tech_01jd3k4m5n6p7q8r9s0t1v2w3x"
-    "#comment-cmt_01jd3k4m5n6p7q8r9s0t1v2w3x",
+    "/comments/cmt_01jd3k4m5n6p7q8r9s0t1v2w3x",
     "display_name": "Anonymous resident",
     "neighborhood": "Eastside",
     "position": "oppose",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from urllib.parse import quote, urlsplit
 
 from feedgen.feed import FeedGenerator
 from flask import Blueprint, Response, current_app, request
-from icalendar import Calendar
+from icalendar import Calendar, Timezone
 from icalendar import Event as CalendarEvent
 from sqlalchemy import select
 from sqlmodel import col
@@ -93,17 +94,28 @@ def reviews() -> Response:
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("x-wr-calname", "Daylight: public reviews")
-    calendar.add("x-wr-timezone", str(current_app.config["TIMEZONE"]))
+    zone = str(current_app.config["TIMEZONE"])
+    calendar.add("x-wr-timezone", zone)
+    # The city's zone, for clients that show it; and a calendar needs at least one
+    # component (RFC 5545), which it then has with no review at all. Events are in UTC.
+    calendar.add_component(_zone(zone))
     for review, technology in rows:
         for component in _review_events(review, technology):
             calendar.add_component(component)
     return Response(calendar.to_ical(), mimetype="text/calendar")
 
 
+@cache
+def _zone(name: str) -> Timezone:
+    """The VTIMEZONE of the zone ``name`` (made once: it takes milliseconds)."""
+    return Timezone.from_tzid(name)
+
+
 def _review_events(review: Review, technology: Technology) -> list[CalendarEvent]:
     page = f"{technology_page(technology.id)}#review-{review.id}"
     cancelled = review.status == ReviewStatus.CANCELLED.value
-    period = _event(f"{review.id}-comment-period@{_host()}", review.updated_at, page, cancelled)
+    host = _host()
+    period = _event(f"{review.id}-comment-period@{host}", review.updated_at, page, cancelled)
     period.add("summary", f"Public comment: {technology.name}")
     period.add("dtstart", review.comment_opens_at)
     period.add("dtend", review.comment_closes_at)
@@ -112,14 +124,20 @@ def _review_events(review: Review, technology: Technology) -> list[CalendarEvent
         f"{format_datetime(review.comment_closes_at)}. "
         f"Status: {REVIEW_STATUS_LABELS.get(review.status, review.status)}. {page}"))
     events = [period]
+    uids = {str(period["uid"])}
     for index, meeting in enumerate(review.meetings):
         starts_at = parse_time(meeting["starts_at"])
         assert starts_at is not None
         ends_at = parse_time(meeting.get("ends_at")) or starts_at + MEETING_LENGTH
-        # Meetings stored before they had ids keep their position as identity.
-        identity = meeting.get("id") or f"{review.id}-meeting-{index + 1}"
-        item = _event(f"{identity}@{_host()}", review.updated_at,
-                      meeting.get("online_url") or page, cancelled)
+        # A meeting's id is the reviewer's free text, unique only within its review; one
+        # stored before meetings had ids keeps its position as identity.
+        identity = f"{review.id}-{meeting.get('id') or f'meeting-{index + 1}'}"
+        uid, copies = f"{identity}@{host}", 1
+        while uid in uids:  # a meeting named "comment-period", or older duplicate ids
+            copies += 1
+            uid = f"{identity}-{copies}@{host}"
+        uids.add(uid)
+        item = _event(uid, review.updated_at, meeting.get("online_url") or page, cancelled)
         item.add("summary", f"Public meeting: {technology.name}")
         item.add("dtstart", starts_at)
         item.add("dtend", ends_at)

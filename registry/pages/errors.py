@@ -6,6 +6,8 @@ from flask import Response, current_app, render_template
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
+from registry.errors import Problem
+
 #: What a resident can do next, for the errors they are likely to meet.
 ADVICE = {
     400: "The form could not be read. Go back, reload the page, and send it again.",
@@ -14,8 +16,38 @@ ADVICE = {
 }
 
 
+class ProblemPage(HTTPException):
+    """A ``Problem`` a service raised during a page's request, as the error page shows it:
+    its status, title and detail (a resident gets a page, never problem+json)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.code = problem.status
+        self.title = problem.title
+
+    @property
+    def name(self) -> str:
+        """The problem's title, where werkzeug would show the status's name."""
+        return self.title
+
+
+def render_problem_page(problem: Problem) -> Response:
+    """The error page of a ``Problem`` raised during a page's request, with its headers
+    (``Retry-After``, say)."""
+    response = render_error_page(ProblemPage(problem))
+    response.headers.update(problem.headers)
+    return response
+
+
 def render_error_page(exc: HTTPException) -> Response:
-    """The site's error page, with the status, what went wrong and what to do next."""
+    """The site's error page, with the status, what went wrong and what to do next; a
+    refused comment form is shown again instead, with what was typed
+    (``registry.pages.refusals``)."""
+    from registry.pages.refusals import refused_comment_page
+
+    refused = refused_comment_page(exc)
+    if refused is not None:
+        return refused
     status = exc.code or 500
     description = exc.description or ""
     if exc.name == "Bad Request" and "CSRF" in description:

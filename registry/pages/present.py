@@ -186,6 +186,8 @@ def describe_event(type: str, data: Mapping[str, Any]) -> str:
     if type == "review.decided":
         outcome = (data.get("decision") or {}).get("outcome") or ""
         return f"Decision on {name}: {DECISION_LABELS.get(outcome, outcome).lower()}."
+    if type == "technology.review_due":
+        return f"{name} is due for its yearly review."
     if type == "policy.published":
         policy = data.get("policy") or {}
         return f"Version {policy.get('version')} of “{policy.get('title')}” was published."

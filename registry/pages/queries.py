@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from registry.assessments.models import Policy
@@ -54,17 +54,35 @@ def recent_decisions(session: Session, limit: int = 5) -> list[ReviewRow]:
                              limit=limit)
 
 
+#: Statuses under which a technology in use has an approved policy. Every other public one
+#: in use has none: waiting for a decision, rejected, or withdrawn and still running.
+_APPROVED = (Status.APPROVED.value, Status.APPROVED_WITH_CONDITIONS.value)
+
+
+def _in_use_without_policy() -> tuple[Any, ...]:
+    # Submitted once: a draft is private, even one withdrawn before it was submitted.
+    return (col(Technology.submitted_at).is_not(None), col(Technology.in_use).is_(True),
+            col(Technology.status).not_in(_APPROVED))
+
+
 def in_use_without_policy(session: Session, limit: int = 50) -> list[tuple[Technology,
                                                                            Department]]:
-    """Public technologies already deployed that have no approved policy yet."""
+    """Public technologies already deployed that have no approved policy, by name (the
+    first ``limit``; ``count_in_use_without_policy`` counts them all)."""
     rows = session.execute(
         select(Technology, Department)
         .join(Department, col(Department.id) == col(Technology.department_id))
-        .where(col(Technology.submitted_at).is_not(None), col(Technology.in_use).is_(True),
-               col(Technology.status).in_([Status.SUBMITTED.value, Status.IN_REVIEW.value]))
+        .where(*_in_use_without_policy())
         .order_by(col(Technology.name), col(Technology.id)).limit(limit)
     ).all()
     return [(technology, department) for technology, department in rows]
+
+
+def count_in_use_without_policy(session: Session) -> int:
+    """How many public technologies are deployed without an approved policy."""
+    return int(session.execute(
+        select(func.count()).select_from(Technology).where(*_in_use_without_policy())
+    ).scalar_one())
 
 
 def departments(session: Session) -> list[Department]:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
+from sqlmodel import Session
 from werkzeug.wrappers import Response
 
 from policies.vocabulary import DATA_COLLECTED
 from registry.api import decode_cursor, encode_cursor
 from registry.clock import now
+from registry.comments.models import Comment
 from registry.comments.routes import comment_limit, request_client_key
-from registry.comments.services import comment_before, get_by_tracking_number, post_comment
+from registry.comments.services import (
+    comment_before,
+    get_by_tracking_number,
+    get_comment,
+    post_comment,
+)
 from registry.database import TRACKING_NUMBER, db
 from registry.errors import Conflict, Invalid, NotFound
 from registry.events.catalog import EVENT_TYPES
@@ -18,7 +25,7 @@ from registry.pages import present, queries
 from registry.pages.comment_form import HONEYPOT, CommentForm
 from registry.pages.partners import VERIFY_EXAMPLE
 from registry.pages.technology_view import technology_context
-from registry.reviews.models import Review, ReviewStatus
+from registry.reviews.models import Review, ReviewStatus, takes_comments
 from registry.reviews.services import get_review
 from registry.technologies.models import Status, Technology
 from registry.technologies.services import (
@@ -31,6 +38,9 @@ from registry.technologies.services import (
 blp = Blueprint("pages", __name__)
 
 PAGE_SIZE = 20
+#: The home page names this many technologies in use without an approved policy (and
+#: counts them all).
+UNAPPROVED_SHOWN = 50
 #: No page runs a script, so none may: an escaping slip still could not execute anything.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'none'; object-src 'none'; "
                            "style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -58,12 +68,16 @@ def _template_globals(state: BlueprintSetupState) -> None:
 def home() -> str:
     """Open comment periods, upcoming reviews, recent decisions, and what runs unapproved."""
     session = db()
+    unapproved = queries.in_use_without_policy(session, limit=UNAPPROVED_SHOWN)
     return render_template(
         "home.html",
         open_reviews=queries.open_reviews(session),
         upcoming=queries.upcoming_reviews(session),
         decisions=queries.recent_decisions(session),
-        unapproved=queries.in_use_without_policy(session),
+        unapproved=unapproved,
+        # A list shorter than its limit has counted them all already.
+        unapproved_total=(len(unapproved) if len(unapproved) < UNAPPROVED_SHOWN
+                          else queries.count_in_use_without_policy(session)),
         now=now(),
     )
 
@@ -140,7 +154,12 @@ def technology(technology_id: str) -> str:
 @blp.route("/technologies/<technology_id>/reviews/<review_id>/comments", methods=["POST"])
 @comment_limit
 def comment(technology_id: str, review_id: str) -> Response | tuple[str, int]:
-    """Take a resident's comment, then redirect to its receipt (POST-redirect-GET)."""
+    """Take a resident's comment, then redirect to its receipt (POST-redirect-GET).
+
+    A refusal shows the page again with what the resident typed: here for the fields and a
+    period that takes no comments, in ``registry.pages.refusals`` for what is refused
+    before or around this view (an expired form, the rate limit, unstorable text).
+    """
     record = _public_technology(technology_id)
     session = db()
     try:
@@ -151,19 +170,29 @@ def comment(technology_id: str, review_id: str) -> Response | tuple[str, int]:
         abort(404)
     form = CommentForm.from_request(request.form)
     fields = form.validate()
-    if fields is not None:
+    # The period first: when it takes no comments, that is why nothing was sent, whatever
+    # the fields say. A form sent again after it closed still gets its receipt, though.
+    open_now = takes_comments(review.status, review.comment_closes_at, now())
+    if fields is not None and (open_now or form.key_sent):
         try:
             posted = post_comment(session, review, fields,
                                   moderation=current_app.config["COMMENT_MODERATION"],
                                   client=request_client_key(), now=now(),
                                   idempotency_key=form.idempotency_key(fields))
         except Conflict:
-            form.errors["_form"] = [_not_open_message(review)]
+            open_now = False  # it closed (or was cancelled) since we looked
+        except Invalid:
+            # Sent again after the period closed and its emails were purged, the form's
+            # key no longer matches what is stored: the closed period is the answer.
+            if open_now:
+                raise
         else:
             g.setdefault(TRACKING_NUMBER, posted.tracking_number)  # if the commit is lost
             return redirect(url_for("pages.receipt", tracking_number=posted.tracking_number,
                                     received=1), code=303)
-    status = 400 if form.honeypot_filled else 409 if "_form" in form.errors else 422
+    if not open_now:
+        form.errors = {"_form": [_not_open_message(review)]}
+    status = 409 if not open_now else 400 if form.honeypot_filled else 422
     html = render_template("technology.html", **technology_context(
         session, record, now=now(), review_id=review.id, form=form))
     return html, status
@@ -179,6 +208,33 @@ def _not_open_message(review: Review) -> str:
     return f"The comment period closed {present.format_datetime(review.comment_closes_at)}."
 
 
+def _comment_place(session: Session, posted: Comment, review: Review) -> str:
+    """The technology page's page of comments that starts with ``posted`` (a published or
+    hidden comment): with more than a page of comments, the first would not hold it."""
+    before = comment_before(session, posted)
+    return url_for("pages.technology", technology_id=review.technology_id, review=review.id,
+                   comments_after=encode_cursor(before) if before else None,
+                   _anchor=f"comment-{posted.id}")
+
+
+@blp.route("/technologies/<technology_id>/comments/<comment_id>")
+def comment_link(technology_id: str, comment_id: str) -> Response:
+    """A comment's lasting address (its ``url`` in the API, the events and the feed):
+    redirects to the page of comments that holds it, wherever later comments pushed it."""
+    session = db()
+    try:
+        found = get_comment(session, comment_id)
+    except NotFound:
+        found = None
+    review = session.get(Review, found.review_id) if found is not None else None
+    # Held (or hidden before it was published), a comment was never public: no page lists it.
+    if (found is None or review is None or review.technology_id != technology_id
+            or found.published_at is None):
+        abort(404, "There is no published comment at this address. A comment waiting for a "
+                   "reviewer appears once it is published.")
+    return redirect(_comment_place(session, found, review), code=302)
+
+
 @blp.route("/comments/<tracking_number>")
 def receipt(tracking_number: str) -> str:
     """A comment's receipt: its tracking number and where it stands (never the email)."""
@@ -189,12 +245,10 @@ def receipt(tracking_number: str) -> str:
         abort(404, "No comment has this tracking number. Check it against your receipt.")
     review = get_review(session, posted.review_id)
     record = session.get(Technology, review.technology_id)
-    # The link to the comment opens the page of comments that starts with it: with more
-    # than a page of comments, the first page would not hold a new one.
-    before = comment_before(session, posted) if posted.status == "published" else None
     return render_template("receipt.html", comment=posted, review=review, technology=record,
                            received=request.args.get("received") == "1",
-                           comments_after=encode_cursor(before) if before else None)
+                           place=(_comment_place(session, posted, review)
+                                  if posted.status == "published" else None))
 
 
 @blp.route("/partners")

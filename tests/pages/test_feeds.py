@@ -26,7 +26,7 @@ def test_the_atom_feed_lists_public_events_newest_first_with_links(client, open_
     opened = feed.entries[1]
     assert opened.link == f"{page}#review-{review['id']}"
     assert "The comment period on Automated licence-plate readers opened" in opened.title
-    assert feed.entries[0].link.startswith(f"{page}#comment-")
+    assert feed.entries[0].link.startswith(f"{page}/comments/cmt_")
     assert len({entry.id for entry in feed.entries}) == len(feed.entries)
     stamps = [entry.updated_parsed for entry in feed.entries]
     assert stamps == sorted(stamps, reverse=True)
@@ -88,7 +88,7 @@ def test_the_calendar_has_each_comment_period_and_meeting_at_the_right_times(
     assert str(period["URL"]).endswith(f"/technologies/{technology['id']}#review-{review['id']}")
     assert period["STATUS"] == "CONFIRMED"
     meeting_id = upcoming["meetings"][0]["id"]
-    meeting = events[f"{meeting_id}@daylight.test"]
+    meeting = events[f"{upcoming['id']}-{meeting_id}@daylight.test"]
     assert meeting["SUMMARY"] == "Public meeting: Gunshot detectors"
     # Scheduled at 11:00 UTC (the clock moved 2 hours while the first review opened).
     assert meeting.decoded("DTSTART") == datetime(2026, 4, 1, 19, 0, tzinfo=UTC)

@@ -97,7 +97,7 @@ def test_both_paths_answer_alike_and_spend_one_budget(app, client, reviews, rout
     receipt = first.get_json()
     assert set(receipt) == RECEIPT_KEYS
     assert receipt["status"] == "published" and receipt["review_id"] == reviews["open"]
-    assert receipt["url"].endswith(f"#comment-{receipt['id']}")
+    assert receipt["url"].endswith(f"/comments/{receipt['id']}")
     assert receipt["tracking_number"].startswith("DL-")
     for answer in answers[1:4] + answers[5:]:
         assert answer.mimetype == "application/problem+json"
