@@ -488,3 +488,5 @@ def test_a_yearly_review_falling_due_is_announced_once(app, client, reviewer, re
     assert event["data"]["next_review_due"] == due
     assert event["data"]["technology"]["id"] == submitted["id"]
     assert event["data"]["technology"]["status"] == "approved"
+    page = client.get(f"/technologies/{submitted['id']}").get_data(as_text=True)
+    assert "is due for its yearly review." in page  # in the record's timeline
