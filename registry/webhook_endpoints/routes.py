@@ -153,7 +153,7 @@ class EndpointResource(MethodView):
         endpoint = _owned(require(*OWNERS), endpoint_id, for_update=True)
         try:
             update_endpoint(db(), endpoint, now=now(), allow_private=_allow_private(),
-                            url=fields.get("url", "").strip() or None,
+                            url=fields["url"].strip() if "url" in fields else None,
                             event_types=fields.get("event_types"),
                             description=fields.get("description"),
                             enabled=fields.get("enabled"))

@@ -12,6 +12,17 @@ from registry.events.catalog import EVENT_TYPES
 PUBLIC_TYPES = sorted(name for name, t in EVENT_TYPES.items() if t.public)
 
 
+# For the OpenAPI description: not blank (``_url_given`` checks it, with a message).
+_URL_SPEC: dict[str, Any] = {"minLength": 1, "pattern": r"\S"}
+
+
+def _url_given(value: str, message: str) -> None:
+    # The routes strip the URL: one of only spaces would reach them as "", which PATCH
+    # would take for "no change" and POST refuse as an unsafe URL.
+    if not value.strip():
+        raise ValidationError(message)
+
+
 def _known_types(value: list[str]) -> None:
     unknown = [t for t in value if t not in PUBLIC_TYPES]
     if unknown:
@@ -22,11 +33,16 @@ def _known_types(value: list[str]) -> None:
 class EndpointIn(Schema):
     """Subscribe a URL to events."""
 
-    url = fields.String(required=True, validate=validate.Length(min=1, max=2000),
-                        metadata={"description": "https URL that receives the POSTs."})
+    url = fields.String(required=True, validate=validate.Length(max=2000),
+                        metadata={"description": "https URL that receives the POSTs.",
+                                  **_URL_SPEC})
     event_types = fields.List(fields.String(), load_default=list,
                               metadata={"description": "Empty means every event type."})
     description = fields.String(load_default="", validate=validate.Length(max=500))
+
+    @validates("url")
+    def _url(self, value: str, **_: Any) -> None:
+        _url_given(value, "Give the receiver's URL.")
 
     @validates("event_types")
     def _types(self, value: list[str], **_: Any) -> None:
@@ -36,10 +52,14 @@ class EndpointIn(Schema):
 class EndpointPatch(Schema):
     """Change an endpoint; ``enabled: true`` re-enables a disabled one."""
 
-    url = fields.String(validate=validate.Length(min=1, max=2000))
+    url = fields.String(validate=validate.Length(max=2000), metadata=_URL_SPEC)
     event_types = fields.List(fields.String())
     description = fields.String(validate=validate.Length(max=500))
     enabled = fields.Boolean()
+
+    @validates("url")
+    def _url(self, value: str, **_: Any) -> None:
+        _url_given(value, "Give the receiver's URL, or leave the field out.")
 
     @validates("event_types")
     def _types(self, value: list[str], **_: Any) -> None:
