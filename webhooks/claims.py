@@ -1,5 +1,6 @@
-"""Claims: taking due deliveries under a lease (with a fencing token), giving unsent
-claims back, and parking a disabled endpoint's deliveries out of the queue.
+"""Claims: taking due deliveries under a lease (with a fencing token), checking a claim
+that waited again before it is sent, giving unsent claims back, and parking a disabled
+endpoint's deliveries out of the queue.
 
 The statements are built once at import and work in batches: a handful of round trips
 per pass whatever its size, because the database work (not the HTTP) is what would slow a
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, case, select, update
 
 from webhooks.models import (
     PENDING,
@@ -80,13 +81,21 @@ _CLAIM = (
         attempts=_delivery.c.attempts + 1,
     )
 )
-# A claim given back unsent: due again at once, its attempt not counted.
+# A claim given back unsent: due again at once, its attempt not counted; parked instead if
+# its endpoint has been disabled since the claim (it would only be parked when next claimed).
+_ENDPOINT_DISABLED_AT = (
+    select(_endpoint.c.disabled_at)
+    .where(_endpoint.c.id == _delivery.c.endpoint_id)
+    .scalar_subquery()
+)
 _UNCLAIM = (
     update(_delivery)
     .where(_delivery.c.id == bindparam("b_id"), _delivery.c.lease_token == bindparam("b_token"))
     .values(
         status=PENDING,
-        next_attempt_at=bindparam("b_now", type_=TIME),
+        next_attempt_at=case(
+            (_ENDPOINT_DISABLED_AT.is_(None), bindparam("b_now", type_=TIME)), else_=None
+        ),
         attempts=_delivery.c.attempts - 1,
         lease_token=None,
         lease_expires_at=None,
@@ -186,8 +195,53 @@ def claim_due(
     ]
 
 
+# What sending a claim depends on, as it stands now: whether the claim still holds, and
+# the endpoint's address, secrets and state. No row once the endpoint (and with it the
+# delivery) is deleted.
+_CLAIM_NOW = (
+    select(
+        _delivery.c.lease_token,
+        _endpoint.c.url,
+        _endpoint.c.secret,
+        _endpoint.c.previous_secret,
+        _endpoint.c.previous_secret_expires_at,
+        _endpoint.c.disabled_at,
+    )
+    .join_from(_delivery, _endpoint, _endpoint.c.id == _delivery.c.endpoint_id)
+    .where(_delivery.c.id == bindparam("id"))
+)
+
+
+def refresh_claim(conn: Connection, job: Job) -> Job | None:
+    """``job`` as it is to be sent now, or None when it is not to be sent at all.
+
+    A job carries what its endpoint was when it was claimed; one that has waited since
+    may be out of date. None when the delivery is gone (its endpoint was deleted), is
+    no longer held with this job's token, or its endpoint is disabled: the caller gives
+    the claim back (``return_claims``, which parks it if disabled, and does nothing where
+    the claim no longer holds). A new URL or secret is taken up. One query.
+    """
+    row = conn.execute(_CLAIM_NOW, {"id": job.delivery_id}).first()
+    if row is None or row.lease_token != job.lease_token or row.disabled_at is not None:
+        return None
+    current = (row.url, row.secret, row.previous_secret, row.previous_secret_expires_at)
+    if current == (job.url, job.secret, job.previous_secret, job.previous_secret_expires_at):
+        return job
+    return replace(
+        job,
+        url=row.url,
+        secret=row.secret,
+        previous_secret=row.previous_secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+    )
+
+
 def return_claims(conn: Connection, jobs: Sequence[Job], now: datetime) -> None:
-    """Give back claims that were never sent (fenced like a result: only where held)."""
+    """Give back claims that were never sent (fenced like a result: only where held).
+
+    Each is due again at ``now``, its attempt not counted, or parked if its endpoint has
+    been disabled meanwhile.
+    """
     if jobs:
         conn.execute(
             _UNCLAIM,

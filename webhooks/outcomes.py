@@ -188,8 +188,10 @@ def _update_endpoint_health(conn: Connection, held: Sequence[Result], now: datet
     """Start, clear or act on each endpoint's failure clock.
 
     Any success clears it. An endpoint with only failures in this batch starts the clock
-    if it is not running, or afresh after a quiet spell (``QUIET_SPELL``: its failures did
-    not go on, nothing was sent to it), and is disabled once it has run for DISABLE_AFTER.
+    if it is not running, or afresh when its last failure is more than ``QUIET_SPELL``
+    (two days) old: nothing was sent to it meanwhile, so it was unused rather than
+    failing. Failures closer together run the clock on, however sparse the events, and
+    the endpoint is disabled once it has run for DISABLE_AFTER.
     """
     succeeded = {r.job.endpoint_id for r in held if r.outcome.succeeded}
     failing = {r.job.endpoint_id for r in held if not r.outcome.succeeded} - succeeded

@@ -26,11 +26,15 @@ NEVER_SHORTENED = 2
 MAX_RETRY_AFTER = timedelta(hours=10)
 # An endpoint that has only failed for this long is disabled.
 DISABLE_AFTER = timedelta(days=5)
-# The longest wait between two attempts of an endpoint that has a delivery pending (the
-# longest scheduled wait, lengthened by jitter, or Retry-After's cap), and an hour more. A
-# failure after a quiet spell longer than this (nothing was due: no events came) starts
-# the failure clock afresh: the endpoint has not been failing all that time, only unused.
-QUIET_SPELL = max(max(RETRY_SCHEDULE) * (1 + JITTER), MAX_RETRY_AFTER) + timedelta(hours=1)
+# Failures observed no more than this far apart, with no success between, count as one
+# failing spell, so the failure clock runs on across them. A failure after a longer
+# silence starts the clock afresh: nothing was sent meanwhile, so the silence tells us
+# nothing about the endpoint, and one failure after a week unused must not disable it.
+# It cannot be the longest wait between retries (about 13 h): one delivery's retries
+# span about 27 h, so with an event every two or three days each event's first failure
+# would come after such a gap and an endpoint that never once succeeded would never be
+# disabled. Two days bridges that (and always exceeds any wait between retries).
+QUIET_SPELL = timedelta(hours=48)
 
 
 def retry_delay(

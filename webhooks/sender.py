@@ -9,6 +9,11 @@ queue is kept short enough (from the measured send time) that a queued claim sti
 well inside its lease. A pass is started by ``pump()`` (the worker's ticker) and by
 finished sends once a batch of results has gathered or the queue runs low, so a backlog
 drains without waiting for the next tick.
+
+A claim carries its endpoint's URL and secrets as they were when it was claimed. One that
+waited in the queue for more than a moment is checked again before it is sent (one small
+query), so that an endpoint deleted, disabled, moved or given a new secret meanwhile is not
+sent to as it was; claims sent promptly, the fan-out's usual case, skip the query.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
-from webhooks.claims import Job, claim_due, return_claims
+from webhooks.claims import Job, claim_due, refresh_claim, return_claims
 from webhooks.outcomes import Result, record_results
 from webhooks.signing import signature_header
 from webhooks.transport import Outcome, Transport
@@ -37,6 +43,10 @@ Clock = Callable[[], datetime]
 
 _MAX_QUEUE_PER_THREAD = 7  # queued claims per thread when sends are fast
 _RECHECK_SECONDS = 0.1  # run_until_idle's wait between passes while work is held
+# A claim read from the database longer ago than this is checked again before it is sent:
+# long enough that a prompt send never pays for the query, short next to the lease's wait
+# budget (tens of seconds), in which an endpoint may be deleted, disabled or changed.
+STALE_CLAIM_SECONDS = 1.0
 
 
 class DeliveryEngine:
@@ -51,6 +61,8 @@ class DeliveryEngine:
     ``per_endpoint`` claims are held for one endpoint at once, so a slow receiver never
     holds up the others. ``random`` draws the retry jitter. ``ca_bundle`` (a PEM file)
     replaces the system's trusted certificate authorities (tests, private PKI).
+    ``reading`` marks a transaction that only reads (the registry's ``read_only``: on
+    SQLite a transaction otherwise queues for the one writer's turn).
     """
 
     def __init__(
@@ -65,6 +77,7 @@ class DeliveryEngine:
         per_endpoint: int = 2,
         random: Callable[[], float] = _random.random,
         ca_bundle: str | None = None,
+        reading: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         if concurrency < 1 or per_endpoint < 1:
             raise ValueError("concurrency and per_endpoint must be at least 1")
@@ -77,6 +90,7 @@ class DeliveryEngine:
         # liveness ping) per pass would cost as much as the pass's own statements.
         self._conn: Connection | None = None
         self._clock = clock
+        self._reading = reading
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
         self._lease = timedelta(seconds=lease_seconds)
@@ -206,6 +220,7 @@ class DeliveryEngine:
         # Claims and results held back for the next pass when this one fails: nothing
         # recorded or given back yet, so they stay this sender's (in flight, endpoint busy).
         held: list[Job] = []
+        read_at = time.monotonic()  # when the claims' endpoint data is read, or earlier
         try:
             if self._conn is None or self._conn.invalidated or self._conn.closed:
                 self._conn = self._engine.connect()
@@ -255,7 +270,7 @@ class DeliveryEngine:
                 self._state.notify_all()
         for job in claimed:
             try:
-                self._executor.submit(self._send, job)
+                self._executor.submit(self._send, job, read_at)
             except RuntimeError:  # shut down meanwhile: the lease hands the job back
                 with self._state:
                     self._queued -= 1
@@ -272,16 +287,23 @@ class DeliveryEngine:
             except Exception:  # already broken: nothing more to do with it
                 logger.debug("closing the sender's connection failed", exc_info=True)
 
-    def _send(self, job: Job) -> None:
+    def _send(self, job: Job, read_at: float) -> None:
+        """Send one claimed job (``read_at``: the ``time.monotonic()`` at which the pass
+        that claimed it began reading) and queue its result for recording."""
         with self._state:
             self._queued -= 1
-        if self._closed or self._clock() > job.lease_expires_at - self._start_margin:
-            # Shutting down, or queued too long: a send now could outlive the lease and
-            # race whoever takes the delivery over. Give the claim back instead.
-            with self._state:
-                self._returned.append(job)
-            self.pump()
+        current: Job | None = job
+        if not self._closed and time.monotonic() - read_at > STALE_CLAIM_SECONDS:
+            # Queued a while: the endpoint may have been deleted, disabled or changed since.
+            current = self._refresh(job)
+        if (current is None or self._closed
+                or self._clock() > job.lease_expires_at - self._start_margin):
+            # Not to be sent now (see _refresh); or shutting down, or queued too long (the
+            # check last, after any wait for the database): a send now could outlive the
+            # lease and race whoever takes the delivery over. Give the claim back instead.
+            self._give_back(job)
             return
+        job = current
         started = time.monotonic()
         try:
             result = self._attempt(job)
@@ -297,6 +319,27 @@ class DeliveryEngine:
             )
         if batch_ready:
             self.pump()
+
+    def _give_back(self, job: Job) -> None:
+        """Hand an unsent claim to the next pass, which gives it back to the queue."""
+        with self._state:
+            self._returned.append(job)
+        self.pump()
+
+    def _refresh(self, job: Job) -> Job | None:
+        """``job`` with its endpoint as it is now, or None if it is not to be sent: the
+        endpoint is deleted or disabled, the claim has been taken over, or the database
+        cannot say (the claim is given back and sent later rather than sent unchecked).
+
+        On a pooled connection of its own: the engine's connection belongs to its passes.
+        """
+        try:
+            with self._reading(), self._engine.connect() as conn:
+                return refresh_claim(conn, job)
+        except Exception:
+            logger.warning("webhook sender: could not check claim %s again; giving it back",
+                           job.delivery_id, exc_info=True)
+            return None
 
     def _attempt(self, job: Job) -> Result:
         now = self._clock()

@@ -18,6 +18,7 @@ from flask import Flask
 
 from registry.clock import Clock
 from registry.database import log_head, session_factory, transaction
+from registry.db import read_only
 from registry.reviews.services import upcoming_transition_times
 from registry.worker.jobs import (
     FanOut,
@@ -58,6 +59,7 @@ class Worker:
             session_factory(app), self.clock.now,
             allow_private=app.config["WEBHOOK_ALLOW_PRIVATE"],
             concurrency=app.config["WEBHOOK_CONCURRENCY"],
+            reading=read_only,
         )
         self.scheduler = BackgroundScheduler(
             timezone=UTC,

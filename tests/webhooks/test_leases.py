@@ -1,9 +1,11 @@
-"""Leases and fencing: a dead or late sender loses nothing and overwrites nothing, and
-several senders on PostgreSQL send each delivery once."""
+"""Leases and fencing: a dead or late sender loses nothing and overwrites nothing, a claim
+that waited is checked again before it is sent, and several senders on PostgreSQL send
+each delivery once."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,12 +16,24 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
+from standardwebhooks import Webhook
 
 from registry.clock import FakeClock
 from tests.conftest import postgres_only
 from tests.webhooks.conftest import EngineFactory
 from tests.webhooks.receiver import Receiver, Reply
-from webhooks import SENDING, SUCCEEDED, DeliveryEngine, WebhookAttempt, WebhookDelivery
+from webhooks import (
+    PENDING,
+    SENDING,
+    SUCCEEDED,
+    DeliveryEngine,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    delete_endpoint,
+    rotate_secret,
+    update_endpoint,
+)
 from webhooks import sender as sender_module
 from webhooks.claims import claim_due, return_claims
 from webhooks.outcomes import Result, record_results
@@ -124,6 +138,162 @@ def test_a_claim_given_back_unsent_is_due_again_without_using_an_attempt(
     [delivery] = all_deliveries(sessions)
     assert (delivery.status, delivery.attempts, delivery.lease_token) == ("pending", 0, None)
     assert delivery.next_attempt_at == clock.now()
+
+
+def queue_behind_a_held_request(
+    receiver: Receiver,
+    make_sender: EngineFactory,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    path: str,
+) -> tuple[DeliveryEngine, threading.Event, WebhookEndpoint, str]:
+    """Two deliveries to one endpoint claimed at once by a one-thread sender: the first
+    is held open by the receiver until the returned event is set, the second waits in
+    the sender's queue, long enough to be checked again. Returns the sender, the event,
+    the endpoint and its secret."""
+    gate = threading.Event()
+    receiver.respond(path, Reply(until=gate))
+    endpoint, secret = add_endpoint(receiver.url(path))
+    sender = make_sender(concurrency=1, per_endpoint=2)
+    publish()
+    publish()
+    assert sender.pump() == 2
+    receiver.wait_for(1, path)
+    time.sleep(sender_module.STALE_CLAIM_SECONDS + 0.2)
+    return sender, gate, endpoint, secret
+
+
+def test_a_claim_waiting_in_the_queue_is_not_sent_once_its_endpoint_is_deleted(
+    receiver: Receiver,
+    make_sender: EngineFactory,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+) -> None:
+    sender, gate, endpoint, _ = queue_behind_a_held_request(
+        receiver, make_sender, add_endpoint, publish, "/hook")
+    try:
+        with sessions() as session:
+            delete_endpoint(session, session.get_one(WebhookEndpoint, endpoint.id))
+            session.commit()
+    finally:
+        gate.set()
+    sender.run_until_idle()
+
+    assert len(receiver.received) == 1  # only the request already under way
+    assert all_deliveries(sessions) == [] and all_attempts(sessions) == []
+
+
+def test_a_claim_waiting_in_the_queue_is_parked_not_sent_once_its_endpoint_is_disabled(
+    receiver: Receiver,
+    make_sender: EngineFactory,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    sender, gate, endpoint, _ = queue_behind_a_held_request(
+        receiver, make_sender, add_endpoint, publish, "/hook")
+    try:
+        with sessions() as session:
+            update_endpoint(session, session.get_one(WebhookEndpoint, endpoint.id),
+                            now=clock.now(), enabled=False)
+            session.commit()
+    finally:
+        gate.set()
+    sender.run_until_idle()
+
+    assert len(receiver.received) == 1  # only the request already under way
+    waiting = [d for d in all_deliveries(sessions) if d.status != SUCCEEDED]
+    assert [(d.status, d.next_attempt_at, d.attempts, d.lease_token) for d in waiting] == [
+        (PENDING, None, 0, None)  # parked, its attempt not counted
+    ]
+    # Enabled again, it is sent.
+    with sessions() as session:
+        update_endpoint(session, session.get_one(WebhookEndpoint, endpoint.id),
+                        now=clock.now(), enabled=True)
+        session.commit()
+    sender.run_until_idle()
+    assert len(receiver.wait_for(2)) == 2
+    assert [(d.status, d.attempts) for d in all_deliveries(sessions)] == [(SUCCEEDED, 1)] * 2
+
+
+def test_a_claim_waiting_in_the_queue_goes_to_the_endpoints_new_url_with_its_new_secret(
+    receiver: Receiver,
+    make_sender: EngineFactory,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    sender, gate, endpoint, old = queue_behind_a_held_request(
+        receiver, make_sender, add_endpoint, publish, "/old")
+    try:
+        with sessions() as session:
+            stored = session.get_one(WebhookEndpoint, endpoint.id)
+            update_endpoint(session, stored, now=clock.now(), allow_private=True,
+                            url=receiver.url("/new"))
+            new = rotate_secret(session, stored, now=clock.now())
+            session.commit()
+    finally:
+        gate.set()
+    sender.run_until_idle()
+
+    assert len(receiver.requests_to("/old")) == 1  # only the request already under way
+    [moved] = receiver.wait_for(1, "/new")
+    assert len(moved.headers["webhook-signature"].split(" ")) == 2  # both live secrets
+    Webhook(new).verify(moved.body, moved.headers)
+    Webhook(old).verify(moved.body, moved.headers)
+    assert [(d.status, d.attempts) for d in all_deliveries(sessions)] == [(SUCCEEDED, 1)] * 2
+
+
+def test_claims_sent_promptly_are_not_checked_again(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The fan-out's usual case: no query per delivery beyond the pass's own.
+    checked: list[str] = []
+    real = sender_module.refresh_claim
+
+    def refresh(conn: Any, job: Any) -> Any:
+        checked.append(job.delivery_id)
+        return real(conn, job)
+
+    monkeypatch.setattr(sender_module, "refresh_claim", refresh)
+    for n in range(5):
+        add_endpoint(receiver.url(f"/hook{n}"))
+    publish()
+    publish()
+    sender.run_until_idle()
+
+    assert len(receiver.wait_for(10)) == 10
+    assert checked == []
+
+
+def test_a_claim_given_back_after_its_endpoint_was_disabled_is_parked(
+    engine: Engine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    endpoint, _ = add_endpoint("http://127.0.0.1:9/hook")
+    publish()
+    with engine.connect() as conn, conn.begin():
+        jobs = claim_due(conn, now=clock.now(), limit=8, lease=LEASE, busy={}, per_endpoint=2)
+    with sessions() as session:
+        update_endpoint(session, session.get_one(WebhookEndpoint, endpoint.id),
+                        now=clock.now(), enabled=False)
+        session.commit()
+    with engine.connect() as conn, conn.begin():
+        return_claims(conn, jobs, clock.now())
+
+    [delivery] = all_deliveries(sessions)
+    assert (delivery.status, delivery.attempts, delivery.lease_token) == ("pending", 0, None)
+    assert delivery.next_attempt_at is None  # parked: not due until enabled again
 
 
 def _database_lost() -> OperationalError:

@@ -330,6 +330,66 @@ def test_a_failure_after_a_quiet_spell_starts_the_clock_afresh(
     assert endpoint_of(sessions, endpoint.id).failing_since is None
 
 
+def all_attempt_times(sessions: sessionmaker[Session]) -> list[datetime]:
+    with sessions() as session:
+        return sorted(session.exec(select(WebhookAttempt.started_at)).all())
+
+
+def test_an_endpoint_that_fails_every_sparse_event_is_disabled_after_five_days(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    # An event every 3 days, each failing through its whole schedule (about 27 h): the
+    # gaps between failures (about 44 h) are no quiet spell, so the clock runs on from
+    # the very first failure although no attempt falls in the fifth day.
+    receiver.respond_always("/down", Reply(status=500))
+    endpoint, _ = add_endpoint(receiver.url("/down"))
+    start = clock.now()
+    for n in range(3):
+        clock.set(start + timedelta(days=3 * n))
+        run_through_schedule(sender, sessions, clock, publish())
+    clock.set(start + timedelta(days=9))
+    publish()
+    sender.run_until_idle()
+
+    stored = endpoint_of(sessions, endpoint.id)
+    attempts = all_attempt_times(sessions)
+    first_due = min(at for at in attempts if at >= start + timedelta(days=5))
+    assert first_due == start + timedelta(days=6)  # the third event's first attempt
+    assert stored.disabled_at == first_due
+    assert stored.failing_since == start
+    assert stored.disabled_reason is not None and "5 days" in stored.disabled_reason
+    # Nothing went out after that: not its retries, and not the fourth event.
+    assert attempts[-1] == first_due
+    assert len(receiver.received) == 2 * len(RETRY_SCHEDULE) + 3
+
+
+def test_an_endpoint_used_once_a_week_is_never_disabled_for_failing(
+    receiver: Receiver,
+    sender: DeliveryEngine,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    clock: FakeClock,
+) -> None:
+    # Each weekly event fails through its schedule, but the silence between them (over
+    # five days) says nothing of the endpoint: each starts the clock afresh.
+    receiver.respond_always("/down", Reply(status=500))
+    endpoint, _ = add_endpoint(receiver.url("/down"))
+    start = clock.now()
+    for n in range(4):
+        clock.set(start + timedelta(days=7 * n))
+        run_through_schedule(sender, sessions, clock, publish())
+        stored = endpoint_of(sessions, endpoint.id)
+        assert stored.enabled, stored.disabled_reason
+        assert stored.failing_since == start + timedelta(days=7 * n)
+    assert len(receiver.received) == 4 * (len(RETRY_SCHEDULE) + 1)
+
+
 def test_a_new_url_starts_the_failure_clock_afresh(
     receiver: Receiver,
     sender: DeliveryEngine,
