@@ -591,18 +591,29 @@ def _samples(session: Session, groups: Mapping[str, tuple[int, str]],
             for first_id in wanted}
 
 
+def _place_key(name: str) -> str | None:
+    """A neighbourhood's name folded for counting: "St. John's" and "st johns" are one;
+    None when none was given. A name of punctuation alone is kept as it is."""
+    folded = name.casefold()
+    return _NOT_IN_A_KEY.sub("", folded) or folded or None
+
+
+_NOT_IN_A_KEY = re.compile(r"[\W_]+")
+
+
 def summary_of(review_id: str, counted: Tally) -> dict[str, Any]:
     """The summary that ``counted`` makes: counts by position and neighbourhood, and the
     form letters, the most sent first."""
     by_position = {"support": 0, "oppose": 0, "neutral": 0, "unspecified": 0}
-    # Residents type their neighbourhood: "Eastside", "eastside" and " EASTSIDE " are one
-    # place to a reader. Counted by a folded key, shown as most residents spelled it.
+    # Residents type their neighbourhood: "Eastside", "East side", "east-side" and
+    # " EASTSIDE " are one place to a reader. Counted by a folded key (case, spaces and
+    # punctuation aside), shown as most residents spelled it.
     spellings: dict[str | None, dict[str, int]] = {}
     for (position, name), count in counted.cells.items():
         key = position or "unspecified"
         by_position[key] = by_position.get(key, 0) + count
         shown = " ".join((name or "").split())
-        place = spellings.setdefault(shown.casefold() or None, {})
+        place = spellings.setdefault(_place_key(shown), {})
         place[shown] = place.get(shown, 0) + count
     total = sum(by_position.values())
     by_name = {(min(place, key=lambda spelling: (-place[spelling], spelling))
