@@ -227,14 +227,19 @@ def tokens_list() -> None:
 def tokens_revoke(token_id: str) -> None:
     """Revoke a token at once."""
     _require_schema()
-    from registry.auth.services import revoke_token
+    from registry.auth.services import owned_endpoints, revoke_token
     from registry.database import transaction
 
     with transaction() as session:
         token = revoke_token(session, token_id, now=_now())
+        endpoints = owned_endpoints(session, token_id) if token is not None else []
     if token is None:
         raise click.ClickException(f"No token {token_id!r}.")
     click.echo(f"Revoked {token_id}.")
+    if endpoints:
+        click.echo(f"Its {len(endpoints)} webhook endpoint(s) are disabled: "
+                   f"{', '.join(endpoints)}. An admin token can enable them again "
+                   "(PATCH /api/v1/webhook-endpoints/ID with \"enabled\": true).")
 
 
 @click.group("departments")

@@ -77,11 +77,13 @@ def update_endpoint(
     event_types: Iterable[str] | None = None,
     description: str | None = None,
     enabled: bool | None = None,
+    disabled_reason: str = "disabled by its owner",
 ) -> WebhookEndpoint:
     """Change the fields given (None leaves a field as it is).
 
     ``enabled=True`` re-enables a disabled endpoint and starts its failure clock afresh;
-    its deliveries still pending are sent again. ``enabled=False`` disables it by hand.
+    its deliveries still pending are sent again. ``enabled=False`` disables it, saying
+    ``disabled_reason`` in its record.
     """
     if url is not None and url != endpoint.url:
         check_url(url, allow_private)
@@ -99,7 +101,7 @@ def update_endpoint(
         unpark_deliveries(session.connection(), endpoint.id, now)
     elif enabled is False and endpoint.disabled_at is None:
         endpoint.disabled_at = now
-        endpoint.disabled_reason = "disabled by its owner"
+        endpoint.disabled_reason = disabled_reason
         park_deliveries(session.connection(), col(WebhookDelivery.endpoint_id) == endpoint.id)
     endpoint.updated_at = now
     session.add(endpoint)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from registry.auth.models import ApiToken, Role
 from registry.departments.models import Department
@@ -96,8 +96,16 @@ def authenticate(session: Session, secret: str) -> Principal | None:
     return Principal(token.id, token.name, Role(token.role), token.department_id)
 
 
+#: Why an endpoint stopped when its owner's token was revoked (in the endpoint's record).
+REVOKED_OWNER = "disabled: the token that owns it was revoked"
+
+
 def revoke_token(session: Session, token_id: str, *, now: datetime) -> ApiToken | None:
-    """Revoke a token; returns it, or None when there is no such token."""
+    """Revoke a token, and disable the webhook endpoints it owns (a partner cut off must
+    stop receiving too; an admin may enable them again); returns the token, or None when
+    there is no such token."""
+    from webhooks import WebhookEndpoint, update_endpoint
+
     token = session.get(ApiToken, token_id)
     if token is None:
         return None
@@ -105,7 +113,23 @@ def revoke_token(session: Session, token_id: str, *, now: datetime) -> ApiToken 
         token.revoked_at = now
         session.add(token)
         session.flush()
+    for endpoint in session.execute(
+            select(WebhookEndpoint).where(col(WebhookEndpoint.owner_id) == token.id,
+                                          col(WebhookEndpoint.disabled_at).is_(None))
+    ).scalars():
+        update_endpoint(session, endpoint, now=now, enabled=False,
+                        disabled_reason=REVOKED_OWNER)
     return token
+
+
+def owned_endpoints(session: Session, token_id: str) -> list[str]:
+    """The ids of the webhook endpoints a token owns."""
+    from webhooks import WebhookEndpoint
+
+    return list(session.execute(
+        select(col(WebhookEndpoint.id)).where(col(WebhookEndpoint.owner_id) == token_id)
+        .order_by(col(WebhookEndpoint.id))
+    ).scalars())
 
 
 def list_tokens(session: Session) -> list[ApiToken]:

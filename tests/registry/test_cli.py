@@ -190,3 +190,36 @@ def test_a_command_before_the_first_upgrade_says_to_run_it(tmp_path: Path, args)
     assert upgraded.exit_code == 0, upgraded.output
     if args[:2] == ["tokens", "list"]:
         assert "No tokens yet" in app.test_cli_runner().invoke(args=args).output
+
+
+def test_revoking_a_partner_token_disables_its_webhook_endpoints(app, runner, client, token, clock,
+                                                                  make_technology):
+    import re
+
+    from registry.worker.jobs import fan_out_new_events
+    from webhooks import WebhookDelivery
+
+    created = runner.invoke(args=["tokens", "create", "--role", "partner", "--name", "Org"])
+    token_id = re.search(r"Created token (\S+)", created.output).group(1)
+    partner = {"Authorization": f"Bearer {created.output.strip().splitlines()[-1]}"}
+    endpoint = client.post("/api/v1/webhook-endpoints", headers=partner,
+                           json={"url": "http://127.0.0.1:9/hook"}).get_json()
+    other = client.post("/api/v1/webhook-endpoints", headers=token("partner"),
+                        json={"url": "http://127.0.0.1:9/other"}).get_json()
+
+    revoked = runner.invoke(args=["tokens", "revoke", token_id])
+    assert revoked.exit_code == 0, revoked.output
+    assert f"Its 1 webhook endpoint(s) are disabled: {endpoint['id']}" in revoked.output
+    admin = token("admin")
+    stored = client.get(f"/api/v1/webhook-endpoints/{endpoint['id']}", headers=admin).get_json()
+    assert stored["enabled"] is False and "revoked" in stored["disabled_reason"]
+    assert client.get(f"/api/v1/webhook-endpoints/{other['id']}",
+                      headers=admin).get_json()["enabled"] is True
+    # A cut-off partner receives nothing more; the other partner still does.
+    make_technology(submit=True)
+    fan_out_new_events(app, clock)
+    from registry.database import transaction
+
+    with app.app_context(), transaction() as session:
+        targets = {d.endpoint_id for d in session.execute(select(WebhookDelivery)).scalars()}
+    assert targets == {other["id"]}
