@@ -42,6 +42,7 @@ from registry.comments.services import (
 from registry.comments.summaries import review_summary
 from registry.comments.writer import comment_writer
 from registry.database import db, session_factory
+from registry.errors import Problem
 from registry.extensions import limiter
 from registry.reviews.services import get_review
 
@@ -194,7 +195,13 @@ def publish(comment_id: str) -> dict[str, Any]:
 @blp.arguments(FlagIn)
 @blp.response(202, CommentOut)
 def flag(fields: dict[str, Any], comment_id: str) -> dict[str, Any]:
-    """Report a comment for moderation (anyone)."""
+    """Report a comment for moderation (anyone). The body is JSON, even ``{}``."""
+    if not request.is_json:
+        # Anyone may flag, and each address counts once: a form on another site could
+        # otherwise make every visitor's browser flag a comment (a JSON post from another
+        # site needs the browser's CORS permission, which is never given).
+        raise Problem("Send the flag as JSON (Content-Type: application/json), even an "
+                      "empty object {}; nothing was stored.")
     comment = flag_comment(db(), get_comment(db(), comment_id, for_update=True),
                            reason=fields.get("reason"), client=request_client_key(), now=now())
     return public_comment(comment, get_review(db(), comment.review_id))

@@ -478,8 +478,10 @@ def publish_comment(session: Session, comment: Comment, *, now: datetime) -> Com
 
 def flag_comment(session: Session, comment: Comment, *, reason: str | None,
                  client: str | None, now: datetime) -> Comment:
-    """Report a comment for moderation (one flag per client counts)."""
-    if comment.status == CommentStatus.HELD.value:
+    """Report a comment for moderation (one flag per client counts). Only a comment that
+    was published can be flagged: one held, or hidden before it was ever published, was
+    never public, and is as absent as one that never was."""
+    if comment.published_at is None:
         raise NotFound(f"There is no comment {comment.id!r}.")
     if client is not None:
         seen = session.execute(

@@ -270,6 +270,36 @@ def test_anyone_can_flag_and_a_flag_counts_once_per_client(client, open_review, 
     assert listed[0]["flag_count"] == 1
 
 
+def test_a_flag_must_be_json_so_another_sites_form_cannot_send_one(client, open_review,
+                                                                   reviewer):
+    receipt = post(client, open_review).get_json()
+    url = f"/api/v1/comments/{receipt['id']}/flag"
+    headers = {"Origin": "https://elsewhere.example"}
+    for sent in ({"data": {"reason": "x"}},  # a form's urlencoded post
+                 {"data": "reason=x", "content_type": "text/plain"},  # enctype=text/plain
+                 {}):  # a form with no fields
+        response = client.post(url, headers=headers, **sent)
+        assert response.status_code == 400, sent
+        assert response.mimetype == "application/problem+json"
+        assert "as JSON" in response.get_json()["detail"]
+    listed = client.get(f"/api/v1/reviews/{open_review['id']}/comments",
+                        headers=reviewer).get_json()["items"]
+    assert listed[0]["flag_count"] == 0
+    assert client.post(url, json={}).status_code == 202
+
+
+def test_a_comment_hidden_before_it_was_published_cannot_be_flagged(app, client, open_review,
+                                                                    reviewer):
+    app.config["COMMENT_MODERATION"] = "pre"
+    receipt = post(client, open_review).get_json()
+    hidden = client.post(f"/api/v1/comments/{receipt['id']}/hide", headers=reviewer,
+                         json={"reason": "Private reason for the reviewer's log."})
+    assert hidden.status_code == 200
+    flagged = client.post(f"/api/v1/comments/{receipt['id']}/flag", json={})
+    assert flagged.status_code == 404
+    assert "Private reason" not in flagged.get_data(as_text=True)
+
+
 def test_a_flag_counts_once_per_ipv6_network(client, open_review, reviewer):
     """Addresses of one /64 are one client's: flagging again from a new one adds nothing."""
     receipt = post(client, open_review).get_json()
