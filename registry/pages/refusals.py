@@ -17,8 +17,9 @@ import re
 import time
 
 from flask import Response, current_app, render_template, request
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException
+from wtforms import ValidationError
 
 from registry.clock import now
 from registry.database import db
@@ -68,14 +69,41 @@ def _form_page(exc: HTTPException) -> Response | None:
     if (review.technology_id != technology.id
             or not takes_comments(review.status, review.comment_closes_at, moment)):
         return None
-    form = CommentForm.from_request(request.form)
-    form.errors = _errors(exc, form)
-    html = render_template("technology.html", **technology_context(
+    if _from_this_site():
+        form = CommentForm.from_request(request.form)
+        form.errors = _errors(exc, form)
+        unsent = None
+    else:
+        # Not shown to have come from this site's page: another site may have posted it to
+        # put words in the resident's mouth. A filled form with a fresh token would make
+        # that a one-click comment in their name; the text is only shown, to copy.
+        form = CommentForm()
+        form.errors = {"_form": [FOREIGN]}
+        unsent = _UNSTORABLE.sub("", (request.form.get("body") or "").replace("\r\n", "\n"))
+    html = render_template("technology.html", unsent_body=unsent, **technology_context(
         session, technology, now=moment, review_id=review.id, form=form))
     response = Response(html, status=exc.code, mimetype="text/html")
     if exc.response is not None and "Retry-After" in exc.response.headers:
         response.headers["Retry-After"] = exc.response.headers["Retry-After"]
     return response
+
+
+FOREIGN = ("This form did not come from this site's page, or it had expired, so nothing "
+           "was sent. If you wrote the comment shown below, copy it into the form and send "
+           "it from here.")
+
+
+def _from_this_site() -> bool:
+    """Whether the refused post provably came from this site's own page: its CSRF token
+    is good (it was refused for something else), or the browser says the post was
+    same-origin (``Sec-Fetch-Site``, which a page cannot set for another site)."""
+    if request.headers.get("Sec-Fetch-Site") == "same-origin":
+        return True
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except ValidationError:
+        return False
+    return True
 
 
 def _errors(exc: HTTPException, form: CommentForm) -> dict[str, list[str]]:

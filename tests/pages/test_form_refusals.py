@@ -54,9 +54,11 @@ def test_an_expired_form_is_shown_again_with_the_comment_and_a_fresh_token(
     page = client.get(f"/technologies/{technology['id']}").get_data(as_text=True)
     data = {"csrf_token": csrf_token(page), "idempotency_key": form_key(page), "body": TYPED,
             "display_name": "Ana", "neighborhood": "Eastside", "position": "oppose"}
-    # Another browser (or a lost session cookie): the token no longer matches.
+    # Another browser (or a lost session cookie): the token no longer matches. The browser
+    # says the post came from this site's page (Sec-Fetch-Site), so the form comes back.
     stranger = app.test_client()
-    refused = stranger.post(form_url(technology["id"], review["id"]), data=data)
+    refused = stranger.post(form_url(technology["id"], review["id"]), data=data,
+                            headers={"Sec-Fetch-Site": "same-origin"})
     assert refused.status_code == 400
     assert refused.mimetype == "text/html"
     text = refused.get_data(as_text=True)
@@ -71,6 +73,36 @@ def test_an_expired_form_is_shown_again_with_the_comment_and_a_fresh_token(
                           data={**data, "csrf_token": csrf_token(text)})
     assert again.status_code == 303
     assert published_total(client, review["id"]) == 1
+
+
+@pytest.mark.parametrize("fetch_site", ["cross-site", None])
+def test_a_post_from_another_site_is_not_made_a_one_click_comment(app, client, open_review,
+                                                                  fetch_site):
+    # Another site's page posts words of its choosing to this form from the resident's
+    # browser (no token). Shown back in a filled form with a fresh token, one click would
+    # send them in the resident's name; they are only shown, to copy.
+    technology, review = open_review()
+    forged = {"body": "I SUPPORT this surveillance.", "display_name": "Victim Name",
+              "email": "attacker@evil.example", "position": "support",
+              "idempotency_key": "attacker-chosen"}
+    headers = {"Sec-Fetch-Site": fetch_site} if fetch_site else {}
+    victim = app.test_client()
+    refused = victim.post(form_url(technology["id"], review["id"]), data=forged,
+                          headers=headers)
+    assert refused.status_code == 400
+    text = refused.get_data(as_text=True)
+    form = comment_form(text)
+    assert "did not come from this site&#39;s page" in summary(form)
+    assert 'readonly>I SUPPORT this surveillance.</textarea>' in form
+    assert "Victim Name" not in form and "attacker@evil.example" not in form
+    assert 'value="support" checked' not in form
+    body_field = form.split('<label for="body">')[1].split("</textarea>")[0]
+    assert body_field.endswith(">")  # the form's own comment box is empty
+    # Sending the page's form as it stands sends nothing.
+    fields = {"csrf_token": csrf_token(text), "idempotency_key": form_key(text), "body": ""}
+    sent = victim.post(form_url(technology["id"], review["id"]), data=fields)
+    assert sent.status_code == 422
+    assert published_total(client, review["id"]) == 0
 
 
 def test_a_rate_limited_form_is_shown_again_saying_how_long_to_wait(app, client, open_review,
