@@ -326,8 +326,8 @@ def retry_delivery(session: Session, delivery: WebhookDelivery, *, now: datetime
 
 def purge_finished_deliveries(session: Session, *, endpoint_id: str, before: datetime,
                               limit: int) -> int:
-    """Delete up to ``limit`` of an endpoint's deliveries made before ``before`` that have
-    finished (succeeded or failed), with their attempts, and the messages that no delivery
+    """Delete up to ``limit`` of an endpoint's deliveries that finished (succeeded or
+    failed) before ``before``, with their attempts, and the messages that no delivery
     needs any more; returns how many deliveries went.
 
     A delivery still pending (a parked one for a disabled endpoint, say) is kept whatever
@@ -337,7 +337,11 @@ def purge_finished_deliveries(session: Session, *, endpoint_id: str, before: dat
     rows = session.execute(
         select(col(WebhookDelivery.id), col(WebhookDelivery.message_id))
         .where(col(WebhookDelivery.endpoint_id) == endpoint_id,
+               # Finished before ``before`` (a delivery retried or parked long after it was
+               # made is kept its full time from then); made before it too, which that
+               # implies, so the endpoint's (endpoint_id, created_at) index finds them.
                col(WebhookDelivery.created_at) < before,
+               col(WebhookDelivery.completed_at) < before,
                col(WebhookDelivery.status).in_([SUCCEEDED, FAILED]))
         .order_by(col(WebhookDelivery.created_at))
         .limit(limit)

@@ -370,14 +370,18 @@ def test_finished_deliveries_past_their_time_are_purged_and_parked_ones_kept(
         # The old message stays while the parked delivery still needs it.
         assert {m.id for m in session.exec(select(WebhookMessage)).all()} == {old_event,
                                                                              new_event}
-        # Once that delivery finishes too (here: given up), its message goes with it.
+        # That delivery, made 91 days ago, finishes only now (here: given up): it is kept
+        # its full time from its finish, then goes, and its message with it.
         parked = session.exec(select(WebhookDelivery).where(
             WebhookDelivery.endpoint_id == paused.id)).one()
-        parked.status = FAILED
+        parked.status, parked.completed_at = FAILED, clock.now()
         session.add(parked)
         session.commit()
     with sessions() as session:
         assert purge_finished_deliveries(session, endpoint_id=paused.id, before=before,
+                                         limit=10) == 0
+        assert purge_finished_deliveries(session, endpoint_id=paused.id,
+                                         before=clock.now() + timedelta(days=1),
                                          limit=10) == 1
         session.commit()
         assert [m.id for m in session.exec(select(WebhookMessage)).all()] == [new_event]
