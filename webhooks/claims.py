@@ -206,8 +206,10 @@ _CLAIM_NOW = (
         _endpoint.c.previous_secret,
         _endpoint.c.previous_secret_expires_at,
         _endpoint.c.disabled_at,
+        _message.c.body,
     )
     .join_from(_delivery, _endpoint, _endpoint.c.id == _delivery.c.endpoint_id)
+    .join(_message, _message.c.id == _delivery.c.message_id)
     .where(_delivery.c.id == bindparam("id"))
 )
 
@@ -219,13 +221,15 @@ def refresh_claim(conn: Connection, job: Job) -> Job | None:
     may be out of date. None when the delivery is gone (its endpoint was deleted), is
     no longer held with this job's token, or its endpoint is disabled: the caller gives
     the claim back (``return_claims``, which parks it if disabled, and does nothing where
-    the claim no longer holds). A new URL or secret is taken up. One query.
+    the claim no longer holds). A new URL, secret or body is taken up. One query.
     """
     row = conn.execute(_CLAIM_NOW, {"id": job.delivery_id}).first()
     if row is None or row.lease_token != job.lease_token or row.disabled_at is not None:
         return None
-    current = (row.url, row.secret, row.previous_secret, row.previous_secret_expires_at)
-    if current == (job.url, job.secret, job.previous_secret, job.previous_secret_expires_at):
+    body = row.body.encode("utf-8")
+    current = (row.url, row.secret, row.previous_secret, row.previous_secret_expires_at, body)
+    if current == (job.url, job.secret, job.previous_secret, job.previous_secret_expires_at,
+                   job.body):
         return job
     return replace(
         job,
@@ -233,6 +237,7 @@ def refresh_claim(conn: Connection, job: Job) -> Job | None:
         secret=row.secret,
         previous_secret=row.previous_secret,
         previous_secret_expires_at=row.previous_secret_expires_at,
+        body=body,  # rewritten meanwhile: a comment hidden since is sent as hidden
     )
 
 

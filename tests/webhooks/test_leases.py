@@ -5,7 +5,6 @@ each delivery once."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,6 +29,7 @@ from webhooks import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookMessage,
     delete_endpoint,
     rotate_secret,
     update_endpoint,
@@ -146,11 +146,14 @@ def queue_behind_a_held_request(
     add_endpoint: Callable[..., Any],
     publish: Callable[..., str],
     path: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[DeliveryEngine, threading.Event, WebhookEndpoint, str]:
     """Two deliveries to one endpoint claimed at once by a one-thread sender: the first
     is held open by the receiver until the returned event is set, the second waits in
-    the sender's queue, long enough to be checked again. Returns the sender, the event,
+    the sender's queue, and is checked again before it is sent (the threshold is made 0,
+    rather than waiting a second of real time for it). Returns the sender, the event,
     the endpoint and its secret."""
+    monkeypatch.setattr(sender_module, "STALE_CLAIM_SECONDS", 0.0)
     gate = threading.Event()
     receiver.respond(path, Reply(until=gate))
     endpoint, secret = add_endpoint(receiver.url(path))
@@ -159,7 +162,6 @@ def queue_behind_a_held_request(
     publish()
     assert sender.pump() == 2
     receiver.wait_for(1, path)
-    time.sleep(sender_module.STALE_CLAIM_SECONDS + 0.2)
     return sender, gate, endpoint, secret
 
 
@@ -169,9 +171,10 @@ def test_a_claim_waiting_in_the_queue_is_not_sent_once_its_endpoint_is_deleted(
     add_endpoint: Callable[..., Any],
     publish: Callable[..., str],
     sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sender, gate, endpoint, _ = queue_behind_a_held_request(
-        receiver, make_sender, add_endpoint, publish, "/hook")
+        receiver, make_sender, add_endpoint, publish, "/hook", monkeypatch)
     try:
         with sessions() as session:
             delete_endpoint(session, session.get_one(WebhookEndpoint, endpoint.id))
@@ -191,9 +194,10 @@ def test_a_claim_waiting_in_the_queue_is_parked_not_sent_once_its_endpoint_is_di
     publish: Callable[..., str],
     sessions: sessionmaker[Session],
     clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sender, gate, endpoint, _ = queue_behind_a_held_request(
-        receiver, make_sender, add_endpoint, publish, "/hook")
+        receiver, make_sender, add_endpoint, publish, "/hook", monkeypatch)
     try:
         with sessions() as session:
             update_endpoint(session, session.get_one(WebhookEndpoint, endpoint.id),
@@ -225,9 +229,10 @@ def test_a_claim_waiting_in_the_queue_goes_to_the_endpoints_new_url_with_its_new
     publish: Callable[..., str],
     sessions: sessionmaker[Session],
     clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sender, gate, endpoint, old = queue_behind_a_held_request(
-        receiver, make_sender, add_endpoint, publish, "/old")
+        receiver, make_sender, add_endpoint, publish, "/old", monkeypatch)
     try:
         with sessions() as session:
             stored = session.get_one(WebhookEndpoint, endpoint.id)
@@ -442,3 +447,29 @@ def test_two_senders_on_postgresql_send_each_delivery_exactly_once(
     received = Counter((r.path, r.headers["webhook-id"]) for r in receiver.received)
     assert len(received) == 200 and set(received.values()) == {1}
     assert {(d.status, d.attempts) for d in all_deliveries(sessions)} == {(SUCCEEDED, 1)}
+
+
+def test_a_claim_waiting_in_the_queue_sends_its_message_as_rewritten_since(
+    receiver: Receiver,
+    make_sender: EngineFactory,
+    add_endpoint: Callable[..., Any],
+    publish: Callable[..., str],
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A comment hidden while its delivery waited: the stored message is rewritten
+    # (registry.events.services), and the waiting claim must send it so, not the text.
+    sender, gate, _endpoint, _ = queue_behind_a_held_request(
+        receiver, make_sender, add_endpoint, publish, "/hook", monkeypatch)
+    try:
+        with sessions() as session:
+            waiting = sorted(session.exec(select(WebhookMessage)).all(), key=lambda m: m.id)[-1]
+            waiting.body = waiting.body.replace("rev_1", "withheld")
+            session.add(waiting)
+            session.commit()
+            rewritten = waiting.body
+    finally:
+        gate.set()
+    sender.run_until_idle()
+    sent = receiver.wait_for(2, "/hook")
+    assert sent[1].body.decode() == rewritten
