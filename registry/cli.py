@@ -164,7 +164,7 @@ def _require_schema() -> None:
     from registry import migrate
 
     try:
-        missing = migrate.missing_tables(
+        missing = migrate.schema_gaps(
             current_app._get_current_object())  # type: ignore[attr-defined]
     except SQLAlchemyError as exc:
         raise click.ClickException(

@@ -50,13 +50,21 @@ def upgrade(app: Flask) -> None:
 
 
 
-def missing_tables(app: Flask) -> list[str]:
-    """The tables Daylight needs that the database does not have (all of them before the
-    first ``daylight db upgrade``)."""
+
+def schema_gaps(app: Flask) -> list[str]:
+    """What Daylight needs that the database lacks: tables (all of them before the first
+    ``daylight db upgrade``), and columns a later migration adds (``table.column``)."""
     from sqlmodel import SQLModel
 
     import registry.models  # noqa: F401  (every table registered on the metadata)
 
     with engine(app).connect() as connection:
-        present = set(inspect(connection).get_table_names())
-    return sorted(set(SQLModel.metadata.tables) - present)
+        inspector = inspect(connection)
+        present = set(inspector.get_table_names())
+        gaps = sorted(set(SQLModel.metadata.tables) - present)
+        for name, table in sorted(SQLModel.metadata.tables.items()):
+            if name in present:
+                have = {column["name"] for column in inspector.get_columns(name)}
+                gaps += [f"{name}.{column.name}" for column in table.columns
+                         if column.name not in have]
+    return gaps

@@ -223,3 +223,27 @@ def test_revoking_a_partner_token_disables_its_webhook_endpoints(app, runner, cl
     with app.app_context(), transaction() as session:
         targets = {d.endpoint_id for d in session.execute(select(WebhookDelivery)).scalars()}
     assert targets == {other["id"]}
+
+
+def test_a_command_on_a_database_a_migration_behind_says_to_upgrade(tmp_path: Path) -> None:
+    # 0008 adds only a column: every table is there, and the import would fail on it.
+    from alembic import command
+
+    from registry import create_app
+    from registry.database import engine
+    from registry.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'behind.db'}"
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "x"})
+    config = alembic_config(url)
+    with engine(app).connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0007")
+        connection.commit()
+    sample = str(Path(__file__).parents[2] / "docs" / "sample-inventory.csv")
+    result = app.test_cli_runner().invoke(args=["import", "technologies", sample])
+    assert result.exit_code == 1
+    assert "run 'daylight db upgrade' first" in result.output
+    assert app.test_cli_runner().invoke(args=["db", "upgrade"]).exit_code == 0
+    assert app.test_cli_runner().invoke(args=["departments", "add", "police",
+                                              "--name", "Police"]).exit_code == 0
