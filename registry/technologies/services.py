@@ -252,6 +252,12 @@ def list_technologies(
         # Case-blind, then by id for names alike; a page goes on from its last row's place.
         key = func.lower(col(Technology.name))
         if after:
+            # The page goes on from its anchor's name, so the anchor must be one this
+            # principal may see: a draft's id as the cursor would place its private name
+            # among the public ones, a page at a time.
+            placed = session.get(Technology, after)
+            if placed is None or not can_see(principal, placed):
+                return []
             anchor = select(key).where(col(Technology.id) == after).scalar_subquery()
             query = query.where(or_(key > anchor,
                                     and_(key == anchor, col(Technology.id) > after)))

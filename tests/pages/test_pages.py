@@ -166,6 +166,21 @@ def test_the_list_can_be_ordered_by_name_across_pages(client, make_technology):
     assert "<p>1 technology matches this search.</p>" in page
 
 
+def test_a_drafts_id_as_the_name_order_cursor_places_nothing(client, make_technology):
+    # A draft's id as the cursor would start the page after the draft's private name:
+    # page by page, its name could be found between the public ones.
+    from registry.api import encode_cursor
+
+    for name in ("Alpha cameras", "Public cam", "Zzz public"):
+        make_technology(submit=True, name=name)
+    draft = make_technology(name="SECRETDRAFT Zeta")
+    page = text(client.get("/technologies", query_string={
+        "sort": "name", "after": encode_cursor(draft["id"])}))
+    assert "Zzz public" not in page and "Public cam" not in page
+    listed = client.get("/technologies", query_string={"sort": "name"})
+    assert "Zzz public" in text(listed)
+
+
 def test_drafts_never_appear_on_any_page(client, make_technology, open_review):
     open_review()
     draft = make_technology(name="Secret draft tool", vendor="Hush Inc.")
