@@ -129,8 +129,24 @@ def check_url(url: str, allow_private: bool = False) -> None:
         if allow_private:
             return
         raise
+    check_resolved(target.host, addresses, allow_private)
+
+
+def check_resolved(host: str, addresses: list[IPAddress], allow_private: bool = False) -> None:
+    """Refuse (``UnsafeURLError``) a name if any address it resolves to is refused.
+
+    The reason names the kind of address, not the address: this machine's resolver may
+    know names the public does not, and a partner should not learn from a refusal (or a
+    delivery log) where the city's internal names point.
+    """
+    literal = _literal_address(host, bracketed=False)
     for address in addresses:
-        check_address(address, allow_private)
+        if literal is not None:
+            check_address(address, allow_private)
+            continue
+        reason = forbidden_reason(address, allow_private)
+        if reason is not None:
+            raise UnsafeURLError(f"the host {host} resolves to {reason}")
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:

@@ -32,7 +32,13 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from webhooks.models import RESPONSE_BODY_LIMIT
-from webhooks.safety import HostNotFoundError, UnsafeURLError, check_address, parse_url, resolve
+from webhooks.safety import (
+    HostNotFoundError,
+    UnsafeURLError,
+    check_resolved,
+    parse_url,
+    resolve,
+)
 
 USER_AGENT = "Daylight-Webhooks/1"
 _DETAIL_LIMIT = 500
@@ -216,8 +222,7 @@ class GuardedAdapter(HTTPAdapter):
         addresses = resolve(target.host, target.port)
         # Refuse if any answer is unsafe: a name mixing public and private addresses is
         # what a rebinding attack looks like.
-        for address in addresses:
-            check_address(address, self._allow_private)
+        check_resolved(target.host, addresses, self._allow_private)
         deadline: Deadline | None = getattr(_current, "deadline", None)
         if deadline is not None and deadline.expired:
             raise requests.exceptions.Timeout("the deadline passed while resolving the host")

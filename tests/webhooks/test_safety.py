@@ -167,6 +167,21 @@ def test_development_mode_still_refuses_metadata_and_malformed_urls(
     assert reason in refused.value.reason
 
 
+@pytest.mark.parametrize(("url", "hidden"), [
+    ("https://internal.partner.example/", "10.1.2.3"),
+    ("https://ipv6-loopback.example/", "::1"),
+    ("https://rebinding.example/", "127.0.0.1"),
+])
+def test_a_refused_name_does_not_tell_where_it_points(dns: FakeDNS, url: str,
+                                                      hidden: str) -> None:
+    # This machine's resolver may know the city's internal names: a refusal that named
+    # the address would let a partner map them.
+    with pytest.raises(UnsafeURLError) as refused:
+        check_url(url, allow_private=False)
+    assert hidden not in refused.value.reason
+    assert refused.value.reason.startswith(f"the host {url.split('/')[2]} resolves to")
+
+
 def test_an_endpoint_with_an_unsafe_url_is_not_created(
     dns: FakeDNS, session: Session, clock: Any
 ) -> None:
