@@ -9,6 +9,10 @@ from flask import Flask
 __all__ = ["create_app"]
 
 
+#: The Swagger UI release /api/v1/docs loads (its files' hashes are in swagger_ui.html).
+SWAGGER_UI = "5.36.0"
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the web app. No side effects: nothing is connected, created or started here.
 
@@ -32,7 +36,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # One release, not "@5": registry/templates/swagger_ui.html checks these files'
+        # hashes, so a new release (or a tampered one) does not run on this origin.
+        OPENAPI_SWAGGER_UI_URL=f"https://cdn.jsdelivr.net/npm/swagger-ui-dist@{SWAGGER_UI}/",
         API_SPEC_OPTIONS={
             "info": {"description": "The public registry of the city's surveillance technology."},
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

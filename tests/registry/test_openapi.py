@@ -23,6 +23,22 @@ def test_docs_page_is_served(client):
     assert b"swagger" in response.data.lower()
 
 
+def test_the_docs_page_loads_one_release_of_swagger_ui_checked_by_its_hashes(client):
+    # The page runs on this origin, where tokens are typed into "Authorize": a floating
+    # "@5" (or a tampered file) from the CDN must not run here.
+    import re
+
+    from registry import SWAGGER_UI
+
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    sources = re.findall(r'(?:src|href)="(https://[^"]+)"', page)
+    assert len(sources) == 3
+    assert all(f"swagger-ui-dist@{SWAGGER_UI}/" in url for url in sources)
+    assert page.count('integrity="sha384-') == 3
+    assert page.count('crossorigin="anonymous"') == 3
+    assert '"/api/v1/openapi.json"' in page
+
+
 def test_the_comment_post_documents_its_idempotency_key(client):
     operation = client.get("/api/v1/openapi.json").get_json()["paths"][
         "/api/v1/reviews/{review_id}/comments"]["post"]
