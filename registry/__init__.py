@@ -108,6 +108,8 @@ def _register_blueprints(app: Flask, api: Any) -> None:
 def _register_pages(app: Flask) -> None:
     from registry.feeds.routes import blp as feeds
     from registry.pages.routes import blp as pages
+    from registry.pages.routes import security_headers
 
     app.register_blueprint(pages)
     app.register_blueprint(feeds)
+    security_headers(app)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.blueprints import BlueprintSetupState
 from sqlmodel import Session
 from werkzeug.wrappers import Response
@@ -47,12 +57,19 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'none'; object-src 'n
                            "frame-ancestors 'none'; base-uri 'none'")
 
 
-@blp.after_request
-def _security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    return response
+def security_headers(app: Flask) -> None:
+    """Every answer of the app carries the headers, not only the pages': error pages for
+    unknown paths, the feeds, the static files and the API too. The API's docs page
+    alone runs scripts (Swagger UI, pinned and checked by hash), so it has no CSP."""
+    docs = f"{app.config['OPENAPI_URL_PREFIX']}/{app.config['OPENAPI_SWAGGER_UI_PATH']}"
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        if request.path != docs:
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
 
 
 @blp.record_once

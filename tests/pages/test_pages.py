@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from registry.worker.jobs import run_due_transitions
 
 
@@ -197,6 +199,22 @@ def test_drafts_never_appear_on_any_page(client, make_technology, open_review):
 def test_pages_forbid_scripts_with_a_content_security_policy(client):
     policy = client.get("/").headers["Content-Security-Policy"]
     assert "script-src 'none'" in policy
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/feeds/events.atom", "/api/v1/technologies",
+                                  "/api/v1/nowhere", "/static/daylight.css"])
+def test_every_answer_carries_the_security_headers(client, path):
+    # Not only the pages: an unknown path's error page, the feeds, the API, static files.
+    headers = client.get(path).headers
+    assert "script-src 'none'" in headers["Content-Security-Policy"], path
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_the_api_docs_page_alone_may_run_its_scripts(client):
+    headers = client.get("/api/v1/docs").headers
+    assert "Content-Security-Policy" not in headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_unknown_pages_get_the_site_error_page(client):
