@@ -53,12 +53,26 @@ def require(*roles: Role) -> Principal:
     return principal
 
 
+#: The API's changes anyone may make without a token (CONTRACT §3): posting a comment and
+#: flagging one. Every other POST, PATCH or DELETE needs a token.
+ANONYMOUS_WRITES = frozenset({"comments.post", "comments.flag"})
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 def check_token() -> None:
     """A token sent to the API is checked on every route, not only on those that ask who is
     calling: a bad or revoked one is a 401 wherever it goes (CONTRACT §3), never read as
-    anonymous (a revoked partner still posting, or reading as if it were allowed to)."""
-    if ("Authorization" not in request.headers or not request.path.startswith("/api/v1/")
-            or "_daylight_principal" in g):
+    anonymous (a revoked partner still posting, or reading as if it were allowed to).
+
+    A change sent without a token to a route that needs one is a 401 here, before its body
+    is read: otherwise an empty body got a 422 listing the fields, as if it could go on."""
+    if not request.path.startswith("/api/v1/") or "_daylight_principal" in g:
+        return
+    if "Authorization" not in request.headers:
+        if (request.method in _WRITES and request.endpoint is not None
+                and request.endpoint not in ANONYMOUS_WRITES):
+            raise Unauthorized("This needs an API token: send it as "
+                               "'Authorization: Bearer TOKEN'.", headers=_CHALLENGE)
         return
     # Read in a short session of its own, not the request's: a comment post opens none (its
     # writer writes), and on SQLite a request's session begun here would hold the write

@@ -138,6 +138,19 @@ def test_role_rules(client, world, route: Route, role: str):
         assert response.status_code == 403, response.get_json()
 
 
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.method != "GET"
+                                   and "anonymous" not in r.allowed],
+                         ids=lambda r: f"{r.method} {r.path}")
+def test_a_change_without_a_token_is_a_401_whatever_its_body(client, world, route: Route):
+    # Before its body is read: an empty one got a 422 listing the fields, as if the
+    # caller could go on with them.
+    path = route.path.format(**world["ids"])
+    for body in ({}, None):
+        response = client.open(path, method=route.method, json=body)
+        assert response.status_code == 401, (route, body, response.get_json())
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
 def test_every_api_route_is_in_the_table(app):
     covered = {(r.method, _rule_shape(r.path)) for r in ROUTES}
     missing = []
