@@ -173,12 +173,17 @@ def test_a_form_with_a_nul_is_refused_and_not_stored(
         app: Flask, client: FlaskClient, opened: Opened) -> None:
     comments = rows(app, Comment)
     # No CSRF token: the check runs before every other hook, so its answer is the one seen.
-    page = client.post(
-        f"/technologies/{opened.technology_id}/reviews/{opened.review_id}/comments",
-        data={"body": "Keep it\x00 short"})
+    # From this site's page (as the browser says), the page names the character's field;
+    # from anywhere else it only says nothing was sent (registry.pages.refusals).
+    url = f"/technologies/{opened.technology_id}/reviews/{opened.review_id}/comments"
+    page = client.post(url, data={"body": "Keep it\x00 short"},
+                       headers={"Sec-Fetch-Site": "same-origin"})
     assert page.status_code == 400
     assert page.mimetype == "text/html"
     assert "cannot be stored" in page.get_data(as_text=True)
+    foreign = client.post(url, data={"body": "Keep it\x00 short"})
+    assert foreign.status_code == 400 and foreign.mimetype == "text/html"
+    assert "nothing was sent" in foreign.get_data(as_text=True)
     assert rows(app, Comment) == comments
 
 
