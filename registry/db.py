@@ -9,12 +9,12 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, String, create_engine, event
+from sqlalchemy import Engine, String, create_engine, event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
@@ -255,6 +255,24 @@ class _SQLiteConnection(sqlite3.Connection):
             super().close()
         finally:
             self.end_turn()
+
+
+def update_each(session: Session, model: Any, conditions: Sequence[Any],
+                values: Mapping[str, Any]) -> list[str]:
+    """Apply ``values`` to every ``model`` row matching ``conditions``, each by its own
+    conditional update that repeats the conditions; returns the ids this caller changed.
+
+    When two workers race, the second's update finds the row changed and matches nothing:
+    each change happens once, and only its winner goes on to announce it.
+    """
+    table_id = model.id
+    changed = []
+    for row_id in session.execute(select(table_id).where(*conditions)).scalars().all():
+        claimed = session.execute(
+            update(model).where(table_id == row_id, *conditions).values(**values))
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            changed.append(row_id)
+    return changed
 
 
 def _unicode_lower(value: Any) -> Any:

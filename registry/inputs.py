@@ -78,6 +78,12 @@ def unstorable(text: str, *, controls: bool = True) -> str | None:
     return SURROGATE_MESSAGE if "\ud800" <= character <= "\udfff" else CONTROL_MESSAGE
 
 
+def storable(text: str) -> str:
+    """``text`` without what no database can store (NUL, lone surrogates), to show a
+    refused text back so it can be sent again."""
+    return _BROKEN.sub("", text)
+
+
 def xml_safe(text: str) -> str:
     """``text`` without the characters XML cannot hold, for the feed: a page's form keeps
     them, and text stored before JSON refused them may hold them."""

@@ -13,7 +13,6 @@ period takes no comments), the caller falls back to the generic error page.
 from __future__ import annotations
 
 import math
-import re
 import time
 
 from flask import Response, current_app, render_template, request
@@ -25,7 +24,7 @@ from registry.clock import now
 from registry.database import db
 from registry.errors import NotFound
 from registry.extensions import limiter
-from registry.inputs import unstorable
+from registry.inputs import storable, unstorable
 from registry.pages.comment_form import FIELDS, CommentForm
 from registry.pages.technology_view import technology_context
 from registry.reviews.models import takes_comments
@@ -35,9 +34,6 @@ from registry.technologies.services import get_technology
 #: The refusals a resident can answer by sending the form again (others, such as a busy
 #: database, get the error page: showing the form needs that database).
 FORM_STATUSES = frozenset({400, 409, 422, 429})
-#: What a page's form may not hold (``registry.inputs``: NUL and lone surrogates; the other
-#: control characters are kept), taken out of the text shown back so it can be sent again.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: The form's inputs by the words of their labels, to say which one held such a character.
 _LABELS = {"body": "Your comment", "display_name": "Name to show with your comment",
            "email": "Email", "neighborhood": "Your neighbourhood", "position": "Your position"}
@@ -79,7 +75,7 @@ def _form_page(exc: HTTPException) -> Response | None:
         # that a one-click comment in their name; the text is only shown, to copy.
         form = CommentForm()
         form.errors = {"_form": [FOREIGN]}
-        unsent = _UNSTORABLE.sub("", (request.form.get("body") or "").replace("\r\n", "\n"))
+        unsent = storable((request.form.get("body") or "").replace("\r\n", "\n"))
     html = render_template("technology.html", unsent_body=unsent, **technology_context(
         session, technology, now=moment, review_id=review.id, form=form))
     response = Response(html, status=exc.code, mimetype="text/html")
@@ -133,7 +129,7 @@ def _unstorable_fields(form: CommentForm) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for name in FIELDS:
         if unstorable(request.form.get(name) or "", controls=False) is not None:
-            form.values[name] = _UNSTORABLE.sub("", form.values[name])
+            form.values[name] = storable(form.values[name])
             errors[name] = ["This held a character that cannot be stored; it has been taken "
                             "out. Check the text and send it again."]
     return errors

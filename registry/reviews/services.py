@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from registry.assessments.models import Assessment
 from registry.auth.services import Principal
+from registry.db import update_each
 from registry.errors import Conflict, Invalid, NotFound
 from registry.events.services import append_event
 from registry.ids import new_id
@@ -423,23 +424,13 @@ def _a_year_after(day: date) -> date:
 
 def _transition_due(session: Session, conditions: Sequence[Any], values: Mapping[str, Any],
                     event_type: str, now: datetime) -> list[str]:
-    """Apply ``values`` to every review matching ``conditions``, each by a conditional update
-    that repeats the conditions, and append ``event_type`` for each review this caller won.
-
-    When two workers race, the second update finds the row changed and matches nothing, so
-    each transition happens, and is announced, exactly once.
-    """
-    due = session.execute(select(col(Review.id)).where(*conditions)).scalars().all()
-    done = []
-    for review_id in due:
-        claimed = session.execute(
-            update(Review).where(col(Review.id) == review_id, *conditions).values(**values))
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue  # another worker got there first
+    """Apply ``values`` to every review matching ``conditions`` (``update_each``: once,
+    however many workers race) and append ``event_type`` for each review this caller won."""
+    done = update_each(session, Review, conditions, values)
+    for review_id in done:
         review = session.get(Review, review_id, populate_existing=True)
         assert review is not None
         _append(session, review, event_type, now)
-        done.append(review_id)
     return done
 
 
@@ -479,10 +470,11 @@ def close_due_comment_periods(session: Session, *, now: datetime) -> list[str]:
 
 
 def _close_due(session: Session, review: Review, *, now: datetime) -> None:
-    """Close this one review if its closing time has passed (whoever wins announces it)."""
+    """Close this one review if its closing time has passed. The caller holds the row (FOR
+    UPDATE, or SQLite's one writer), so no worker closes it meanwhile; the update refreshes
+    ``review`` itself (the same object in the session)."""
     _transition_due(session, (col(Review.id) == review.id, *_closing_due(now)),
                     _closed_values(now), "comment_period.closed", now)
-    session.refresh(review)
 
 
 def upcoming_transition_times(session: Session, *, now: datetime) -> list[datetime]:

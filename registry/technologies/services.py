@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, select, update
+from sqlalchemy import Text, and_, cast, func, or_, select
 from sqlmodel import Session, col
 
 from registry.auth.models import Role
 from registry.auth.services import Principal
-from registry.db import unicode_lower
+from registry.db import unicode_lower, update_each
 from registry.departments.models import Department
 from registry.departments.services import department_by_id, get_department
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
@@ -318,8 +318,7 @@ def announce_due_reviews(session: Session, *, today: date, now: datetime) -> lis
     """Announce (``technology.review_due``) every approved technology whose yearly review
     falls due by ``today`` and has not been announced for that due date; returns their ids.
 
-    Each announcement is a conditional update that repeats its conditions, so two workers
-    announce each due date once.
+    Each is a conditional update (``update_each``), so two workers announce a due date once.
     """
     approved = [Status.APPROVED.value, Status.APPROVED_WITH_CONDITIONS.value]
     conditions = (
@@ -328,14 +327,9 @@ def announce_due_reviews(session: Session, *, today: date, now: datetime) -> lis
         or_(col(Technology.review_due_announced_on).is_(None),
             col(Technology.review_due_announced_on) < col(Technology.next_review_due)),
     )
-    announced = []
-    for technology_id in session.execute(
-            select(col(Technology.id)).where(*conditions)).scalars().all():
-        claimed = session.execute(
-            update(Technology).where(col(Technology.id) == technology_id, *conditions)
-            .values(review_due_announced_on=Technology.next_review_due))
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue  # another worker announced it
+    announced = update_each(session, Technology, conditions,
+                            {"review_due_announced_on": Technology.next_review_due})
+    for technology_id in announced:
         technology = session.get(Technology, technology_id, populate_existing=True)
         assert technology is not None
         append_event(
@@ -346,5 +340,4 @@ def announce_due_reviews(session: Session, *, today: date, now: datetime) -> lis
                   if technology.next_review_due else None,
                   "decided_at": technology.decided_at.isoformat().replace("+00:00", "Z")
                   if technology.decided_at else None})
-        announced.append(technology_id)
     return announced
