@@ -6,7 +6,7 @@ import base64
 import binascii
 import http
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -146,6 +146,19 @@ def paged(items: Sequence[T], limit: int, key: Callable[[T], Any],
         "items": [dump(item) for item in shown] if dump else shown,
         "next_cursor": encode_cursor(key(shown[-1])) if more and shown else None,
     }
+
+
+def known_values(args: Mapping[str, Any], name: str, allowed: Sequence[str],
+                 errors: dict[str, list[str]]) -> list[str]:
+    """A comma-separated filter's values, each once; a value no record can hold is an error
+    (it would match nothing, silently), named in ``errors``."""
+    values = list(dict.fromkeys(csv_list(args.get(name))))
+    unknown = [value for value in values if value not in allowed]
+    if unknown:
+        shown = ", ".join(repr(value[:40]) for value in unknown[:5])
+        errors[name] = [f"Unknown value {shown}: use one of {', '.join(allowed)} "
+                        "(comma-separated)."]
+    return values
 
 
 def csv_list(value: str | None) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from registry.api import csv_list, decode_cursor, paged
+from registry.api import decode_cursor, known_values, paged
 from registry.auth.context import current_principal, require
 from registry.auth.models import Role
 from registry.clock import now
@@ -56,11 +56,10 @@ def schedule(fields: dict[str, Any], technology_id: str) -> dict[str, Any]:
 @blp.response(200, ReviewPage)
 def reviews(args: dict[str, Any]) -> dict[str, Any]:
     """Reviews, in order of scheduling."""
-    statuses = csv_list(args.get("status"))
-    allowed = {s.value for s in ReviewStatus}
-    if any(s not in allowed for s in statuses):
-        raise Invalid("Unknown review status.", errors={
-            "status": [f"Use one of {', '.join(sorted(allowed))}."]})
+    errors: dict[str, list[str]] = {}
+    statuses = known_values(args, "status", [s.value for s in ReviewStatus], errors)
+    if errors:
+        raise Invalid("Unknown review status; see errors.", errors=errors)
     items = list_reviews(db(), statuses=statuses, after=decode_cursor(args["cursor"], str),
                          limit=args["limit"] + 1, technology_id=args.get("technology"))
     return paged(items, args["limit"], key=lambda r: r.id,

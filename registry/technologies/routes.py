@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from policies.document import RISK_TIERS
 from policies.vocabulary import DATA_COLLECTED
-from registry.api import csv_list, decode_cursor, paged
+from registry.api import decode_cursor, known_values, paged
 from registry.auth.context import current_principal, require
 from registry.auth.models import Role
 from registry.clock import now
@@ -67,19 +67,6 @@ def technology_dict(session: Session, technology: Technology, *, detail: bool = 
     return body
 
 
-def _known(args: dict[str, Any], name: str, allowed: list[str],
-           errors: dict[str, list[str]]) -> list[str]:
-    """A comma-separated filter's values, each once; a value no record can hold is an error
-    (it would match nothing, silently), named in ``errors``."""
-    values = list(dict.fromkeys(csv_list(args.get(name))))
-    unknown = [value for value in values if value not in allowed]
-    if unknown:
-        shown = ", ".join(repr(value[:40]) for value in unknown[:5])
-        errors[name] = [f"Unknown value {shown}: use one of {', '.join(allowed)} "
-                        "(comma-separated)."]
-    return values
-
-
 @blp.route("")
 class Technologies(MethodView):
     """The registry's technologies."""
@@ -91,10 +78,10 @@ class Technologies(MethodView):
         session = db()
         errors: dict[str, list[str]] = {}
         filters = TechnologyFilters(
-            status=_known(args, "status", [s.value for s in Status], errors),
+            status=known_values(args, "status", [s.value for s in Status], errors),
             department=args.get("department"),
-            risk_tier=_known(args, "risk_tier", list(RISK_TIERS), errors),
-            data_collected=_known(args, "data_collected", sorted(DATA_COLLECTED), errors),
+            risk_tier=known_values(args, "risk_tier", list(RISK_TIERS), errors),
+            data_collected=known_values(args, "data_collected", sorted(DATA_COLLECTED), errors),
             in_use=args.get("in_use"),
             q=args.get("q"),
         )
