@@ -56,16 +56,18 @@ _due = (
     .with_for_update(skip_locked=True)
     .subquery()
 )
+# What a send needs of its endpoint and message, read at the claim and again by
+# ``refresh_claim`` when the claim has waited.
+_SENDING = (
+    _endpoint.c.url,
+    _endpoint.c.secret,
+    _endpoint.c.previous_secret,
+    _endpoint.c.previous_secret_expires_at,
+    _endpoint.c.disabled_at,
+    _message.c.body,
+)
 _CLAIM_CANDIDATES = (
-    select(
-        _due,
-        _endpoint.c.url,
-        _endpoint.c.secret,
-        _endpoint.c.previous_secret,
-        _endpoint.c.previous_secret_expires_at,
-        _endpoint.c.disabled_at,
-        _message.c.body,
-    )
+    select(_due, *_SENDING)
     .join(_endpoint, _endpoint.c.id == _due.c.endpoint_id)
     .join(_message, _message.c.id == _due.c.message_id)
 )
@@ -199,15 +201,7 @@ def claim_due(
 # the endpoint's address, secrets and state. No row once the endpoint (and with it the
 # delivery) is deleted.
 _CLAIM_NOW = (
-    select(
-        _delivery.c.lease_token,
-        _endpoint.c.url,
-        _endpoint.c.secret,
-        _endpoint.c.previous_secret,
-        _endpoint.c.previous_secret_expires_at,
-        _endpoint.c.disabled_at,
-        _message.c.body,
-    )
+    select(_delivery.c.lease_token, *_SENDING)
     .join_from(_delivery, _endpoint, _endpoint.c.id == _delivery.c.endpoint_id)
     .join(_message, _message.c.id == _delivery.c.message_id)
     .where(_delivery.c.id == bindparam("id"))
